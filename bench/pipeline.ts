@@ -1,0 +1,251 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { QueueSystem } from '../src/app/queue.ts';
+import { buildStorm, postStorm, type StormAlert } from '../tests/helpers/alert-storm.ts';
+import { fmt, percentile } from './stats.ts';
+
+/**
+ * SentinelNet pipeline figures, per queue backend (Redis, and BullMQ's PostgreSQL backend), each
+ * on the embedded PostgreSQL, the server in a process of its own (`reflex start`) and the load
+ * generated from this one:
+ * - ingest alerts/s for single POSTs and for NDJSON batches (workers off: the hook path alone);
+ * - end-to-end alerts/s through every stage, vendors (VirusTotal, AbuseIPDB) answered by a local
+ *   stand-in serving the fixture payloads;
+ * - p50/p95/p99 from the webhook POST to the incident row, for SEV1 alerts in that storm;
+ * - raw BullMQ no-op jobs/s on the same backend, measured in the same run, as the ceiling.
+ */
+const SINGLE_POSTS = Number(process.env.BENCH_SINGLE_POSTS ?? 5000);
+const BATCH_ALERTS = Number(process.env.BENCH_BATCH_ALERTS ?? 50_000);
+const E2E_ALERTS = Number(process.env.BENCH_E2E_ALERTS ?? 20_000);
+const SEV1_SHARE = 0.02;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(a.port));
+    });
+  });
+}
+
+/** VirusTotal and AbuseIPDB on 127.0.0.1, answering every lookup with the fixture payloads. */
+async function vendorStandIn(): Promise<{ url: string; close(): Promise<void>; calls: () => number }> {
+  const fixtures = path.resolve(process.cwd(), '../shared/fixtures/intel');
+  const vt = JSON.parse(readFileSync(path.join(fixtures, 'virustotal_v3_domains__demisto_VirusTotalV3_domain.json'), 'utf8')) as { data: object };
+  const abuse = JSON.parse(readFileSync(path.join(fixtures, 'abuseipdb_v2_check_verbose__rapid7_check_ip_data.json'), 'utf8')) as { data: object };
+  let calls = 0;
+  const server = http.createServer((req, res) => {
+    calls += 1;
+    res.setHeader('content-type', 'application/json');
+    if (req.url?.startsWith('/api/v3/')) res.end(JSON.stringify({ data: { ...vt.data, type: 'ip_address', id: req.url.split('/').pop() } }));
+    else if (req.url?.startsWith('/api/v2/check')) res.end(JSON.stringify(abuse));
+    else res.writeHead(404).end('{}');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())), calls: () => calls };
+}
+
+interface Child {
+  url: string;
+  env: NodeJS.ProcessEnv;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startReflex(env: NodeJS.ProcessEnv): Promise<Child> {
+  const port = await freePort();
+  const full = { ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
+  const child = spawn(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', 'bin/reflex.mjs', 'start'], { env: full, stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`reflex start exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) break;
+    } catch {
+      // starting
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    env: full,
+    child,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+async function runCli(env: NodeJS.ProcessEnv, args: string[], stdin: string): Promise<void> {
+  const c = spawn(process.execPath, ['--no-node-snapshot', 'bin/reflex.mjs', ...args], { env: { ...env, REFLEX_QUIET_LAUNCH: '1' }, stdio: ['pipe', 'ignore', 'inherit'] });
+  c.stdin!.end(stdin);
+  const [code] = (await once(c, 'exit')) as [number];
+  if (code !== 0) throw new Error(`reflex ${args.join(' ')} exited ${code}`);
+}
+
+async function stats(c: Child, apiToken: string): Promise<{ accepted: number; in_flight: number; new: number; deduplicated: number; suppressed: number; dead_lettered: number }> {
+  return (await (await fetch(`${c.url}/api/v1/pipeline/stats`, { headers: { authorization: `Bearer ${apiToken}` } })).json()) as never;
+}
+
+async function queueDepths(c: Child): Promise<number> {
+  const text = await (await fetch(`${c.url}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const m = /^reflex_queue_depth\{queue="pipeline\.[a-z]+"\} (\d+)/.exec(line);
+    if (m) total += Number(m[1]);
+  }
+  return total;
+}
+
+/** No-op jobs through a QueueSystem on the same backend: what BullMQ itself can do here. */
+async function rawCeiling(config: ConstructorParameters<typeof QueueSystem>[0], jobs = 20_000): Promise<number> {
+  const qs = new QueueSystem(config);
+  const name = `bench-noop-${randomBytes(4).toString('hex')}`;
+  for (let i = 0; i < jobs; i += 1000) {
+    await qs.addBulk(name, Array.from({ length: Math.min(1000, jobs - i) }, (_, j) => ({ name: 'noop', data: { i: i + j } })));
+  }
+  let done = 0;
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    qs.createWorker({ name, concurrency: 32, processor: async () => { if (++done === jobs) resolve(); } });
+  });
+  const rate = jobs / ((performance.now() - t0) / 1000);
+  await qs.queue(name).obliterate({ force: true }).catch(() => undefined);
+  await qs.close();
+  return rate;
+}
+
+function withSev1(storm: StormAlert[]): { alerts: StormAlert[]; sev1Hosts: string[] } {
+  const hosts: string[] = [];
+  const every = Math.round(1 / SEV1_SHARE);
+  const alerts = storm.map((a, i) => {
+    if (i % every !== 0) return a;
+    const host = `bench-sev1-${i}`;
+    hosts.push(host);
+    // Its own host and IP: nothing to correlate with, so each opens an incident of its own.
+    const ip = `100.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`;
+    return { source: 'generic' as const, body: { event_type: 'malware.detected', severity: 1, timestamp: new Date().toISOString(), host: { name: host }, observables: { ip } } };
+  });
+  return { alerts, sev1Hosts: hosts };
+}
+
+async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), `reflex-bench-${backend}-`));
+  const vendors = await vendorStandIn();
+  const apiToken = `bench_${randomBytes(18).toString('hex')}`;
+  const ingestToken = `rfi_${randomBytes(18).toString('hex')}`;
+  const base: NodeJS.ProcessEnv = {
+    ...process.env,
+    REFLEX_DATA_DIR: dataDir,
+    REFLEX_API_TOKEN: apiToken,
+    REFLEX_INGEST_TOKEN: ingestToken,
+    REFLEX_INGEST_HIGH_WATER: '1000000',
+    REFLEX_DISABLED_FEATURES: 'chat,engine',
+    VIRUSTOTAL_API_URL: vendors.url,
+    ABUSEIPDB_API_URL: vendors.url,
+  };
+  delete base.DATABASE_URL;
+  if (backend === 'redis') {
+    base.REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+    base.REFLEX_QUEUE_PREFIX = `{bench${randomBytes(3).toString('hex')}}`;
+  } else delete base.REDIS_URL;
+  const lines: string[] = [];
+  try {
+    // 1. Hook path alone: workers off, so this measures validation + durable enqueue.
+    let c = await startReflex({ ...base, REFLEX_RUN_WORKERS: 'false' });
+    await runCli(c.env, ['secrets', 'set', 'virustotal.api_key'], 'bench-vt-key');
+    await runCli(c.env, ['secrets', 'set', 'abuseipdb.api_key'], 'bench-abuse-key');
+    const latencies: number[] = [];
+    let t0 = performance.now();
+    await postStorm(c.url, ingestToken, buildStorm(SINGLE_POSTS, { seed: 7 }), { concurrency: 64, batchSize: 1, singleShare: 1, onLatency: (ms) => latencies.push(ms) });
+    const singleRate = SINGLE_POSTS / ((performance.now() - t0) / 1000);
+    t0 = performance.now();
+    await postStorm(c.url, ingestToken, buildStorm(BATCH_ALERTS, { seed: 8 }), { concurrency: 8, batchSize: 1000, singleShare: 0 });
+    const batchRate = BATCH_ALERTS / ((performance.now() - t0) / 1000);
+    await c.stop();
+    lines.push(`ingest, single POSTs (${fmt(SINGLE_POSTS)} alerts, 64 concurrent): ${fmt(singleRate)} alerts/s; latency p50 ${fmt(percentile(latencies, 50), 1)} ms, p95 ${fmt(percentile(latencies, 95), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms`);
+    lines.push(`ingest, NDJSON batches of 1,000 (${fmt(BATCH_ALERTS)} alerts, 8 concurrent): ${fmt(batchRate)} alerts/s`);
+
+    // 2. Drain what phase 1 queued with the workers on (a backlog drain), then a live storm.
+    c = await startReflex(base);
+    t0 = performance.now();
+    for (;;) {
+      const st = await stats(c, apiToken);
+      if (st.in_flight === 0 && (await queueDepths(c)) === 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const backlog = SINGLE_POSTS + BATCH_ALERTS;
+    const drainRate = backlog / ((performance.now() - t0) / 1000);
+    lines.push(`backlog drain through every stage (${fmt(backlog)} queued alerts): ${fmt(drainRate)} alerts/s`);
+
+    const { alerts, sev1Hosts } = withSev1(buildStorm(E2E_ALERTS, { seed: 9, distinctIps: 2000 }));
+    const sentAt = new Map<string, number>();
+    for (const h of sev1Hosts) sentAt.set(h, 0);
+    const wall0 = Date.now();
+    t0 = performance.now();
+    const sev1First = alerts.filter((a) => a.source === 'generic' && (a.body as { severity?: number }).severity === 1);
+    const rest = alerts.filter((a) => !sev1First.includes(a));
+    // SEV1 alerts go as single POSTs spread through the storm; their send time is recorded.
+    const sev1Posts = (async () => {
+      for (const a of sev1First) {
+        const host = (a.body as { host: { name: string } }).host.name;
+        sentAt.set(host, Date.now());
+        await postStorm(c.url, ingestToken, [a], { concurrency: 1, batchSize: 1, singleShare: 1 });
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    await postStorm(c.url, ingestToken, rest, { concurrency: 16, batchSize: 200, singleShare: 0.2 });
+    await sev1Posts;
+    for (;;) {
+      const st = await stats(c, apiToken);
+      if (st.in_flight === 0 && (await queueDepths(c)) === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const e2eRate = E2E_ALERTS / ((performance.now() - t0) / 1000);
+    const pgState = JSON.parse(readFileSync(path.join(dataDir, 'pg.json'), 'utf8')) as { port: number; user: string; password: string };
+    const dbUrl = `postgres://${pgState.user}:${encodeURIComponent(pgState.password)}@127.0.0.1:${pgState.port}/postgres`;
+    const client = new pg.Client({ connectionString: dbUrl });
+    await client.connect();
+    const rows = await client.query<{ host: string; created: Date }>(
+      `select a.event->'host'->>'name' as host, i.created_at as created from reflex.alerts a join reflex.incidents i on i.id = a.incident_id
+       where a.event->'host'->>'name' like 'bench-sev1-%' and a.created_at >= $1`,
+      [new Date(wall0)],
+    );
+    await client.end();
+    const toIncident = rows.rows.map((r) => r.created.getTime() - (sentAt.get(r.host) ?? 0)).filter((ms) => ms >= 0);
+    lines.push(`end to end through every stage (${fmt(E2E_ALERTS)} alerts, 20% single POSTs, vendors local): ${fmt(e2eRate)} alerts/s; vendor calls ${fmt(vendors.calls())}`);
+    lines.push(`webhook -> incident for SEV1 during that storm (${toIncident.length} of ${sev1Hosts.length}): p50 ${fmt(percentile(toIncident, 50))} ms, p95 ${fmt(percentile(toIncident, 95))} ms, p99 ${fmt(percentile(toIncident, 99))} ms`);
+    const final = await stats(c, apiToken);
+    lines.push(`books: accepted ${fmt(final.accepted)} = new ${fmt(final.new)} + deduplicated ${fmt(final.deduplicated)} + suppressed ${fmt(final.suppressed)} + dead-lettered ${fmt(final.dead_lettered)} (+ in flight ${final.in_flight})`);
+    // The ceiling, while the server (and its embedded cluster) is up but idle.
+    const ceiling = await rawCeiling(
+      backend === 'redis' ? { backend: 'redis', url: base.REDIS_URL!, prefix: `{benchraw${randomBytes(3).toString('hex')}}` } : { backend: 'postgres', url: dbUrl, schema: 'bench_raw' },
+    );
+    lines.push(`raw BullMQ no-op jobs/s on this backend (ceiling, 32 concurrent): ${fmt(ceiling)}`);
+    await c.stop();
+  } finally {
+    await vendors.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  console.log(`\n## ${backend === 'redis' ? 'Redis' : 'PostgreSQL (embedded)'} queue backend`);
+  for (const l of lines) console.log(`- ${l}`);
+}
+
+export async function run(): Promise<void> {
+  const only = process.env.BENCH_BACKEND;
+  for (const backend of ['redis', 'postgres'] as const) {
+    if (only && only !== backend) continue;
+    await benchBackend(backend);
+  }
+}

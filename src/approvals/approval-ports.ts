@@ -1,0 +1,39 @@
+/**
+ * What approvals need from the outside world. The engine works without any of them (a gate is
+ * then only recorded and retrievable over the API); vendor features plug them in.
+ */
+
+/**
+ * Pages a person (PagerDuty, Twilio). Escalation of an expiring gate pages the next on-call
+ * through it.
+ *
+ * @example
+ * await pager.page({ tenantId: 'acme', schedule: 'secops-primary', level: 1, summary: 'Approve isolating web-01', dedupKey: 'approval-…-1' });
+ */
+export interface Pager {
+  page(input: {
+    tenantId: string;
+    schedule: string;
+    /** 0 = primary; an escalation pages level 1, then 2, … */
+    level: number;
+    /** The principal on call at that level, when SENTreflex knows who it is. */
+    principalId?: string;
+    summary: string;
+    /** The same for a repeated page of one escalation, so the pager deduplicates it. */
+    dedupKey: string;
+    url?: string;
+  }): Promise<{ ref: string }>;
+}
+
+/**
+ * Delivers a signed one-time approval link by SMS or e-mail.
+ *
+ * @example
+ * await sender.send({ principalId, email: 'oncall@acme.example', displayName: 'Ana' }, { url, summary, expiresAt });
+ */
+export interface ApprovalLinkSender {
+  send(
+    to: { principalId: string; displayName: string; email: string | null },
+    link: { url: string; summary: string; expiresAt: Date },
+  ): Promise<{ via: 'sms' | 'email' } | undefined>;
+}

@@ -1,0 +1,46 @@
+import type { ColumnType, Kysely } from 'kysely';
+import type { Database } from '../store/schema.ts';
+
+interface ChatDeliveriesTable {
+  platform: string;
+  delivery_id: string;
+  received_at: ColumnType<Date, Date | string | undefined, never>;
+}
+type ReceiptsDb = { chat_deliveries: ChatDeliveriesTable };
+
+/**
+ * Receipts of inbound chat deliveries (migrations/20261121_0003_chat.ts), so a platform's retry
+ * of a delivery we already queued is answered 200 and not run again.
+ *
+ * A receipt is transport bookkeeping, like BullMQ's own job rows, not something a person or the
+ * system did: it is written outside the audit chain on purpose (one chained, advisory-locked
+ * audit row per inbound request would sit on Slack's 3-second ack path). What the delivery
+ * carried is audited when it runs (`command.*`, `command.refused`, with the delivery id).
+ *
+ * @example
+ * if (await receipts.seen('slack', eventId)) return reply.send();
+ * await queues.add('chat.commands', 'slack.event', job, { jobId: `slack-${eventId}` });
+ * await receipts.record('slack', eventId);
+ */
+export class DeliveryReceipts {
+  private readonly db: Kysely<Database & ReceiptsDb>;
+
+  constructor(db: Kysely<Database>) {
+    this.db = db.withTables<ReceiptsDb>();
+  }
+
+  async seen(platform: string, deliveryId: string): Promise<boolean> {
+    const row = await this.db.selectFrom('chat_deliveries').select('delivery_id').where('platform', '=', platform).where('delivery_id', '=', deliveryId).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async record(platform: string, deliveryId: string): Promise<void> {
+    await this.db.insertInto('chat_deliveries').values({ platform, delivery_id: deliveryId }).onConflict((oc) => oc.doNothing()).execute();
+  }
+
+  /** Drops receipts older than `before`; Slack stops retrying after about five minutes. */
+  async prune(before: Date): Promise<number> {
+    const res = await this.db.deleteFrom('chat_deliveries').where('received_at', '<', before).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+}

@@ -1,0 +1,117 @@
+import type { Kysely } from 'kysely';
+import type { ChatMessage } from '../../bot/chat-types.ts';
+import { ReflexError } from '../../errors.ts';
+import { auditedWrite } from '../../store/audit-log.ts';
+import type { Database } from '../../store/schema.ts';
+import type { EnrichmentRecord } from './enrich-stage.ts';
+import type { SentinelEvent } from '../event.ts';
+import type { AlertJob } from '../jobs.ts';
+import type { Notifier } from '../notifiers.ts';
+import type { TenantDirectory } from '../tenant-directory.ts';
+
+const SEVERITY_NAME = { 1: 'SEV1 critical', 2: 'SEV2 high', 3: 'SEV3 medium', 4: 'SEV4 info' } as const;
+
+function ordinal(n: number): string {
+  const s = ['th', 'st', 'nd', 'rd'];
+  const v = n % 100;
+  return `${n}${s[(v - 20) % 10] ?? s[v] ?? s[0]}`;
+}
+
+export function alertMessage(alert: { id: string; title: string; severity: number; occurrences: number; incident_id: string | null }, event: SentinelEvent, enrichment: EnrichmentRecord | null): ChatMessage {
+  const worst = enrichment?.verdicts.reduce<string | undefined>((w, v) => (v.verdict === 'malicious' ? 'malicious' : w === 'malicious' ? w : v.verdict === 'suspicious' ? 'suspicious' : w ?? v.verdict), undefined);
+  return {
+    title: `${SEVERITY_NAME[alert.severity as 1 | 2 | 3 | 4]}: ${alert.title}`,
+    text: `${event.event_type} from ${event.source} at ${event.timestamp}`,
+    fields: [
+      ...(event.host.name || event.host.ip ? [{ label: 'Host', value: [event.host.name, event.host.ip].filter(Boolean).join(' / ') }] : []),
+      ...(event.principal.user ? [{ label: 'User', value: event.principal.user }] : []),
+      ...(event.observables.ip.length ? [{ label: 'IPs', value: event.observables.ip.slice(0, 5).join(', ') }] : []),
+      { label: 'Intel', value: enrichment ? `${enrichment.status}${worst ? `, worst verdict: ${worst}` : ''}` : 'pending' },
+    ],
+    context: [`alert ${alert.id.slice(0, 8)}`, ...(alert.incident_id ? [`incident ${alert.incident_id.slice(0, 8)}`] : [])],
+  };
+}
+
+/**
+ * notify: the first message per alert and channel, then at most one "Nth occurrence" update per
+ * repeat interval into that message's thread (the dedupe stage schedules those with a delayed,
+ * bucketed job id). The throttle row per (tenant, fingerprint, channel) records the first
+ * message's reference, so a retried job never posts the first message twice.
+ */
+export async function runNotifyStage(job: AlertJob, deps: { db: Kysely<Database>; tenants: TenantDirectory; notifiers: readonly Notifier[] }): Promise<{ sent: string[]; skipped: string[] }> {
+  const alert = await deps.db.selectFrom('alerts').selectAll().where('id', '=', job.alertId).executeTakeFirst();
+  if (!alert) throw new ReflexError('not_found', `alert ${job.alertId} vanished`, { retryable: false });
+  const config = await deps.tenants.config(job.tenantId);
+  const sent: string[] = [];
+  const skipped: string[] = [];
+  if (alert.severity > config.notify.min_severity || alert.status === 'suppressed') {
+    return { sent, skipped: deps.notifiers.map((n) => `${n.name}:below-threshold`) };
+  }
+  const event = alert.event as SentinelEvent;
+  for (const notifier of deps.notifiers) {
+    if (!notifier.enabledFor(job.tenantId, config)) continue;
+    const throttle = await deps.db
+      .selectFrom('notification_throttle')
+      .selectAll()
+      .where('tenant_id', '=', job.tenantId)
+      .where('fingerprint', '=', alert.fingerprint)
+      .where('channel', '=', notifier.name)
+      .executeTakeFirst();
+    if (job.kind !== 'repeat') {
+      if (throttle?.thread_ref && throttle.window_start >= alert.first_seen) {
+        skipped.push(`${notifier.name}:already-sent`);
+        continue;
+      }
+      const { ref } = await notifier.send({
+        tenantId: job.tenantId,
+        config,
+        message: alertMessage(alert, event, alert.enrichment as EnrichmentRecord | null),
+        idempotencyKey: `alert-${alert.id}-first`,
+      });
+      await recordSend(deps.db, job.tenantId, alert, notifier.name, ref, 'first');
+      sent.push(notifier.name);
+    } else {
+      if (!throttle?.thread_ref) {
+        skipped.push(`${notifier.name}:no-first-message`);
+        continue;
+      }
+      const { ref } = await notifier.send({
+        tenantId: job.tenantId,
+        config,
+        message: {
+          text: `${ordinal(alert.occurrences)} occurrence of ${alert.title} (last seen ${alert.last_seen.toISOString()})`,
+          context: [`alert ${alert.id.slice(0, 8)}`],
+        },
+        thread: throttle.thread_ref,
+        idempotencyKey: `alert-${alert.id}-repeat-${alert.occurrences}`,
+      });
+      await recordSend(deps.db, job.tenantId, alert, notifier.name, throttle.thread_ref ?? ref, 'repeat');
+      sent.push(notifier.name);
+    }
+  }
+  return { sent, skipped };
+}
+
+async function recordSend(
+  db: Kysely<Database>,
+  tenantId: string,
+  alert: { id: string; fingerprint: string; first_seen: Date; occurrences: number },
+  channel: string,
+  ref: unknown,
+  kind: 'first' | 'repeat',
+): Promise<void> {
+  await auditedWrite(db, 'pipeline', async (trx, audit) => {
+    await trx
+      .insertInto('notification_throttle')
+      .values({ tenant_id: tenantId, fingerprint: alert.fingerprint, channel, window_start: alert.first_seen, sent: 1, thread_ref: JSON.stringify(ref), last_sent_at: new Date() })
+      .onConflict((oc) =>
+        oc.columns(['tenant_id', 'fingerprint', 'channel']).doUpdateSet((eb) => ({
+          sent: eb('notification_throttle.sent', '+', 1),
+          last_sent_at: new Date(),
+          ...(kind === 'first' ? { thread_ref: JSON.stringify(ref), window_start: alert.first_seen } : {}),
+        })),
+      )
+      .execute();
+    audit({ tenantId, action: `notify.${kind}`, target: `alert:${alert.id}`, delta: { channel, occurrences: alert.occurrences } });
+  });
+}

@@ -1,0 +1,248 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { auditedWrite } from '../../../src/store/audit-log.ts';
+import { pipelineFeature } from '../../../src/pipeline/pipeline-feature.ts';
+import { addIngestToken, generateIngestToken } from '../../../src/pipeline/ingest/ingest-credentials.ts';
+import type { EnrichmentRecord } from '../../../src/pipeline/stages/enrich-stage.ts';
+import { fixtureJson, fixtureText } from '../../helpers/fixtures.ts';
+import { settle, stats } from '../../helpers/pipeline.ts';
+import { startTestServer, type TestServer } from '../../helpers/test-server.ts';
+import { ALERT_MD, PROMOTE_MD, asV5, docEntity, duplicateAnswer } from '../../helpers/thehive-fixtures.ts';
+
+const SSHD = fixtureJson<Record<string, unknown>>('wazuh/docs_alert_5716_sshd_auth_failed.json');
+const VULN = fixtureJson<Record<string, unknown>>('wazuh/docs_alert_23505_vulnerability_detector.json');
+const DOWNSTREAM = ['pipeline.enrich', 'pipeline.case', 'pipeline.notify', 'pipeline.trigger'];
+const HIVE = 'https://thehive.acme.test';
+const HOOK = 'https://hooks.acme.test';
+
+/** The sshd fixture with its agent (the host) and source IP changed, as another alert would be. */
+function sshdFrom(ip: string, agent = 'Centos'): Record<string, unknown> {
+  return { ...SSHD, agent: { ...(SSHD.agent as object), name: agent }, data: { ...(SSHD.data as object), srcip: ip } };
+}
+
+describe('pipeline stages', () => {
+  let s: TestServer;
+  let n = 0;
+  beforeAll(async () => {
+    // The pipeline alone: triggered playbooks would call the same (nock'd) vendors.
+    s = await startTestServer({ features: [pipelineFeature] });
+    nock.disableNetConnect();
+    nock.enableNetConnect(/127\.0\.0\.1|localhost/);
+  });
+  afterEach(() => nock.cleanAll());
+  afterAll(async () => {
+    nock.enableNetConnect();
+    await s.stop();
+  });
+
+  /** A tenant of its own per test, with config and a hook token. */
+  async function tenant(config: Record<string, unknown> = {}, secrets: Record<string, string> = {}) {
+    const id = `t${++n}-${Date.now().toString(36)}`;
+    await auditedWrite(s.store.db, 'test', async (trx, audit) => {
+      await trx.insertInto('tenants').values({ id, name: id, config: JSON.stringify(config) }).execute();
+      audit({ tenantId: id, action: 'tenant.create', target: id, delta: {} });
+    });
+    for (const [k, v] of Object.entries(secrets)) await s.store.vault.set(id, k, v, 'test');
+    const token = generateIngestToken();
+    await addIngestToken(s.store.db, { tenantId: id, source: '*', token, actor: 'test' });
+    const post = async (source: string, body: unknown[]) => {
+      const res = await fetch(`${s.url}/hooks/${source}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson' },
+        body: body.map((b) => JSON.stringify(b)).join('\n'),
+      });
+      expect(res.status).toBe(202);
+    };
+    const alerts = () => s.store.db.selectFrom('alerts').selectAll().where('tenant_id', '=', id).orderBy('created_at').execute();
+    const done = () => settle(s, { tenant: id, queues: DOWNSTREAM });
+    return { id, post, alerts, done };
+  }
+
+  it('dedupes repeats into one alert with an occurrence count, counted exactly', async () => {
+    const t = await tenant();
+    await t.post('wazuh', [SSHD, SSHD, SSHD]);
+    await t.done();
+    await t.post('wazuh', [SSHD, sshdFrom('203.0.113.50')]);
+    const st = await t.done();
+    const alerts = await t.alerts();
+    expect(alerts.map((a) => [(a.event as { observables: { ip: string[] } }).observables.ip[0], a.occurrences])).toEqual([
+      ['61.177.172.13', 4],
+      ['203.0.113.50', 1],
+    ]);
+    expect(st).toEqual({ accepted: 5, new: 2, deduplicated: 3, suppressed: 0, dead_lettered: 0, in_flight: 0 });
+    const events = await s.store.db.selectFrom('events').select(['outcome', 'alert_id']).where('tenant_id', '=', t.id).execute();
+    expect(events.filter((e) => e.outcome === 'deduplicated')).toHaveLength(3);
+    expect(new Set(events.map((e) => e.alert_id))).toEqual(new Set(alerts.map((a) => a.id)));
+  });
+
+  it('suppresses matching events into a counted state, with the rule\'s hits, and ignores an expired rule', async () => {
+    const t = await tenant();
+    await s.store.db
+      .insertInto('suppression_rules')
+      .values([
+        { tenant_id: t.id, name: 'scanner', match: `event.observables.ip[0] = '203.0.113.50'`, owner: 'soc-lead', reason: 'our own vulnerability scanner', expires_at: new Date(Date.now() + 86_400_000) },
+        { tenant_id: t.id, name: 'old', match: `event.event_type = 'auth.failed'`, owner: 'soc-lead', reason: 'expired long ago', expires_at: new Date(Date.now() - 1000) },
+      ])
+      .execute();
+    await t.post('wazuh', [sshdFrom('203.0.113.50'), sshdFrom('203.0.113.50'), SSHD]);
+    const st = await t.done();
+    expect(st).toMatchObject({ accepted: 3, new: 1, suppressed: 2, deduplicated: 0 });
+    const rules = await s.store.db.selectFrom('suppression_rules').select(['name', 'hits']).where('tenant_id', '=', t.id).orderBy('name').execute();
+    expect(rules).toEqual([
+      { name: 'old', hits: '0' },
+      { name: 'scanner', hits: '2' },
+    ]);
+    const kept = await s.store.db.selectFrom('events').select(['outcome']).where('tenant_id', '=', t.id).where('outcome', '=', 'suppressed').execute();
+    expect(kept).toHaveLength(2);
+  });
+
+  it('enriches with VirusTotal and AbuseIPDB, caches the answers, and degrades when a provider is down', async () => {
+    const t = await tenant({}, { 'virustotal.api_key': 'vt-key', 'abuseipdb.api_key': 'abuse-key' });
+    // The fixtures' own numbers: VT stats 8 malicious of 98, AbuseIPDB confidence 100.
+    const vtBody = fixtureJson<{ data: Record<string, unknown> }>('intel/virustotal_v3_domains__demisto_VirusTotalV3_domain.json');
+    const abuse = fixtureJson<{ data: Record<string, unknown> }>('intel/abuseipdb_v2_check_verbose__rapid7_check_ip_data.json');
+    const vt = nock('https://www.virustotal.com', { reqheaders: { 'x-apikey': 'vt-key' } })
+      .get('/api/v3/ip_addresses/61.177.172.13')
+      .reply(200, { data: { ...vtBody.data, type: 'ip_address', id: '61.177.172.13' } });
+    const ab = nock('https://api.abuseipdb.com', { reqheaders: { key: 'abuse-key' } })
+      .get('/api/v2/check')
+      .query(true)
+      .reply(200, { data: { ...abuse.data, ipAddress: '61.177.172.13' } });
+    await t.post('wazuh', [SSHD]);
+    await t.done();
+    expect(vt.isDone() && ab.isDone()).toBe(true);
+    const [alert] = await t.alerts();
+    const e = alert!.enrichment as EnrichmentRecord;
+    expect(e.status).toBe('enriched');
+    expect(e.verdicts.map((v) => [v.provider, v.verdict]).sort()).toEqual([
+      ['abuseipdb', 'malicious'],
+      ['virustotal', 'malicious'],
+    ]);
+
+    // Same IP on another host: answered from the cache, no vendor call (nock would refuse it).
+    await t.post('wazuh', [sshdFrom('61.177.172.13', 'web-02')]);
+    await t.done();
+    const second = (await t.alerts())[1]!;
+    expect((second.enrichment as EnrichmentRecord).verdicts).toHaveLength(2);
+
+    // A new IP while VirusTotal is down: AbuseIPDB still answers; the alert moves on, partial.
+    nock('https://www.virustotal.com').get('/api/v3/ip_addresses/198.51.100.100').times(1).reply(503, fixtureText('intel/virustotal_v3_error_envelope__vt-py_tests.json'));
+    nock('https://api.abuseipdb.com').get('/api/v2/check').query(true).reply(200, abuse);
+    await t.post('wazuh', [sshdFrom('198.51.100.100', 'web-03')]);
+    await t.done();
+    const third = (await t.alerts())[2]!;
+    const rec = third.enrichment as EnrichmentRecord;
+    expect(rec.status).toBe('partial');
+    expect(rec.gaps).toEqual([expect.objectContaining({ provider: 'virustotal', status: 'unavailable' })]);
+    expect(rec.verdicts.map((v) => v.provider)).toEqual(['abuseipdb']);
+  });
+
+  it('opens an incident for SEV1, syncs TheHive alert and case by fingerprint, and stores the ids', async () => {
+    const t = await tenant({ thehive: { url: HIVE } }, { 'thehive.api_key': 'hive-key' });
+    const created = asV5(docEntity(ALERT_MD, 'alert'));
+    const promoted = docEntity(PROMOTE_MD, 'case');
+    let sentRef = '';
+    const hive = nock(HIVE, { reqheaders: { authorization: 'Bearer hive-key' } })
+      .post('/api/v1/alert', (b: { sourceRef: string; severity: number }) => {
+        sentRef = b.sourceRef;
+        return b.severity === 4; // our SEV1 is TheHive's critical (4)
+      })
+      .reply(201, created)
+      .post(`/api/v1/alert/${String(created._id)}/case`)
+      .reply(201, promoted);
+    await t.post('wazuh', [VULN]);
+    await t.done();
+    expect(hive.isDone()).toBe(true);
+    const [alert] = await t.alerts();
+    expect(sentRef).toBe(alert!.fingerprint);
+    expect(alert!.case_refs).toEqual({ thehive: { alertId: String(created._id), caseId: String(promoted._id) } });
+    const incidents = await s.store.db.selectFrom('incidents').selectAll().where('tenant_id', '=', t.id).execute();
+    expect(incidents).toHaveLength(1);
+    expect(incidents[0]!.severity).toBe(1);
+    expect(alert!.incident_id).toBe(incidents[0]!.id);
+    const timeline = await s.store.db.selectFrom('timeline_entries').select('kind').where('incident_id', '=', incidents[0]!.id).execute();
+    expect(timeline.map((e) => e.kind)).toContain('incident.created');
+  });
+
+  it('retry safety: the case stage failing after TheHive accepted the alert leaves one TheHive alert and one incident', async () => {
+    const t = await tenant({ thehive: { url: HIVE } }, { 'thehive.api_key': 'hive-key' });
+    const created = asV5(docEntity(ALERT_MD, 'alert'));
+    const promoted = docEntity(PROMOTE_MD, 'case');
+    let creates = 0;
+    let stored: Record<string, unknown> = {};
+    const hive = nock(HIVE)
+      // First attempt: TheHive stores the alert, then promotion fails (TheHive restarting).
+      .post('/api/v1/alert', (b: Record<string, unknown>) => {
+        creates += 1;
+        stored = { ...created, type: b.type, source: b.source, sourceRef: b.sourceRef };
+        return true;
+      })
+      .reply(201, created)
+      .post(`/api/v1/alert/${String(created._id)}/case`)
+      .reply(503, 'Service Unavailable')
+      // The retry creates again: TheHive answers its duplicate error, we find the existing one.
+      .post('/api/v1/alert', () => ++creates > 0)
+      .reply(400, duplicateAnswer(), { 'content-type': 'application/json' })
+      .post('/api/v1/query')
+      .reply(200, () => [stored])
+      .post(`/api/v1/alert/${String(created._id)}/case`)
+      .reply(201, promoted);
+    await t.post('wazuh', [VULN]);
+    await t.done();
+    await vi.waitFor(async () => expect(((await t.alerts())[0]!.case_refs as { thehive?: unknown }).thehive).toBeTruthy(), { timeout: 15_000 });
+    expect(hive.isDone()).toBe(true);
+    expect(creates).toBe(2); // two requests, one TheHive alert: the second was TheHive's duplicate answer
+    const incidents = await s.store.db.selectFrom('incidents').select('id').where('tenant_id', '=', t.id).execute();
+    expect(incidents).toHaveLength(1);
+    const [alert] = await t.alerts();
+    expect(alert!.case_refs).toEqual({ thehive: { alertId: String(created._id), caseId: String(promoted._id) } });
+  });
+
+  it('attaches a related alert (same host) to the open incident instead of opening another', async () => {
+    const t = await tenant();
+    await t.post('wazuh', [VULN]);
+    await t.done();
+    await t.post('wazuh', [sshdFrom('203.0.113.77', 'Windows')]);
+    await t.done();
+    const alerts = await t.alerts();
+    expect(alerts).toHaveLength(2);
+    expect(alerts[1]!.severity).toBe(3); // below the threshold: attached only because it is related
+    expect(alerts[1]!.incident_id).toBe(alerts[0]!.incident_id);
+    expect(await s.store.db.selectFrom('incidents').select('id').where('tenant_id', '=', t.id).execute()).toHaveLength(1);
+    const timeline = await s.store.db.selectFrom('timeline_entries').select(['kind', 'text']).where('incident_id', '=', alerts[0]!.incident_id!).orderBy('id').execute();
+    // Playbooks triggered by the alerts may add their own entries; the pipeline's are these.
+    const pipelineKinds = timeline.map((e) => e.kind).filter((k) => k.startsWith('incident.') || k.startsWith('alert.'));
+    expect(pipelineKinds).toEqual(['incident.created', 'alert.correlated']);
+  });
+
+  it('notifies once through the webhook despite a 429, honouring Retry-After, then posts "2nd occurrence" into the thread', async () => {
+    const t = await tenant({ notify: { webhook_url: `${HOOK}/reflex`, repeat_interval_seconds: 1, min_severity: 3 } });
+    const bodies: { text: string; thread: unknown; idempotency_key: string }[] = [];
+    const at: number[] = [];
+    const hook = nock(HOOK)
+      .post('/reflex')
+      .reply(429, { error: 'slow down' }, { 'retry-after': '1' })
+      .post('/reflex', (b: (typeof bodies)[number]) => {
+        bodies.push(b);
+        at.push(Date.now());
+        return true;
+      })
+      .times(2)
+      .reply(200, { ok: true });
+    const t0 = Date.now();
+    await t.post('wazuh', [SSHD]);
+    await t.done();
+    await vi.waitFor(() => expect(bodies).toHaveLength(1), { timeout: 10_000 });
+    expect(at[0]! - t0).toBeGreaterThanOrEqual(1000); // waited out Retry-After
+    await t.post('wazuh', [SSHD]);
+    await vi.waitFor(() => expect(bodies).toHaveLength(2), { timeout: 10_000 });
+    expect(hook.isDone()).toBe(true);
+    expect(bodies[1]!.text).toMatch(/^2nd occurrence of /);
+    expect(bodies[1]!.thread).toBe(bodies[0]!.idempotency_key);
+    await vi.waitFor(async () => {
+      const throttle = await s.store.db.selectFrom('notification_throttle').selectAll().where('tenant_id', '=', t.id).execute();
+      expect(throttle.map((r) => r.sent)).toEqual([2]);
+    });
+    expect(await stats(s, t.id)).toMatchObject({ accepted: 2, new: 1, deduplicated: 1 });
+  });
+});
