@@ -1,10 +1,8 @@
 import type { FeatureContext } from '../app/features.ts';
 import { DEFAULT_TENANT } from '../app/runtime.ts';
-import type { CommandDeps } from '../commands/command.ts';
-import { createIntelLookup, defaultIntelProviders } from '../commands/intel-lookup.ts';
-import type { PlaybookEngine } from '../commands/ports.ts';
 import { CommandRegistry } from '../commands/registry.ts';
 import { ENGINE_PORTS } from '../engine/engine-ports.ts';
+import { chatCommandDeps } from './command-deps.ts';
 import { DeliveryReceipts } from './delivery-receipts.ts';
 import { registerIncidentChannels } from './incident-channels/incident-channels.ts';
 import { SlackIncidentChannels } from './incident-channels/slack-incident-channels.ts';
@@ -33,18 +31,7 @@ export const slackChat = {
     ctx.registerQueue(CHAT_COMMANDS_QUEUE);
     ctx.registerQueue(CHAT_OUTBOX_QUEUE);
 
-    const commands: CommandDeps = {
-      db: ctx.store.db,
-      lookupIntel: createIntelLookup(ctx.store.vault, defaultIntelProviders({ virustotal: ctx.config.intel.virustotalUrl, abuseipdb: ctx.config.intel.abuseipdbUrl })),
-      // The server's one IncidentEvents: the SEV1 incident channel listens on it (below).
-      incidentEvents: ctx.seams.incidentEvents,
-      ...(ctx.config.mode === 'embedded' ? { fallbackTenant: DEFAULT_TENANT } : {}),
-      // The engine feature starts after this one and publishes itself in ENGINE_PORTS: read it at use.
-      get engine(): PlaybookEngine | undefined {
-        return ENGINE_PORTS.engine;
-      },
-      onError: (err, c) => log.error({ err, command: c.command, tenant: c.tenantId }, 'chat command failed'),
-    };
+    const commands = chatCommandDeps(ctx, (err, c) => log.error({ err, command: c.command, tenant: c.tenantId }, 'chat command failed'));
 
     if (ctx.role === 'all') {
       await registerSlackEventsRoute(ctx.http, {
