@@ -12,7 +12,8 @@ import { incrementCounters, readCounters } from './counters.ts';
 import { registerHookRoutes } from './ingest/hook-routes.ts';
 import { addIngestToken, IngestAuthenticator } from './ingest/ingest-credentials.ts';
 import { IngestWriter } from './ingest/ingest-writer.ts';
-import { alertJob, dedupeJob, normalizeJob, PIPELINE_QUEUES, type DedupeJob, type NormalizeJob } from './jobs.ts';
+import { alertJob, dedupeJob, normalizeJob, PIPELINE_QUEUES, type AlertRef, type DedupeJob, type NormalizeJob, type PipelineStage } from './jobs.ts';
+import { runAlertBatch } from './stages/alert-batch.ts';
 import { runCaseStage } from './stages/case-stage.ts';
 import { runDedupeStage } from './stages/dedupe-stage.ts';
 import { runEnrichStage } from './stages/enrich-stage.ts';
@@ -108,10 +109,28 @@ export const pipelineFeature: Feature = {
       const c = config.workerConcurrency;
       queues.createWorker({ name: PIPELINE_QUEUES.normalize, concurrency: Math.max(2, c >> 2), onDeadLetter, processor: (job) => runNormalizeStage(parseJob(normalizeJob, job.data, job.queueName), { db, queues }) });
       queues.createWorker({ name: PIPELINE_QUEUES.dedupe, concurrency: Math.max(2, c >> 2), onDeadLetter, processor: (job) => runDedupeStage(parseJob(dedupeJob, job.data, job.queueName), { db, queues, tenants }) });
-      queues.createWorker({ name: PIPELINE_QUEUES.enrich, concurrency: c, onDeadLetter, processor: (job) => runEnrichStage(parseJob(alertJob, job.data, job.queueName), { db, queues, tenants, vault: store.vault, lookupIntel }) });
-      queues.createWorker({ name: PIPELINE_QUEUES.case, concurrency: Math.max(2, c >> 1), onDeadLetter, processor: (job) => runCaseStage(parseJob(alertJob, job.data, job.queueName), { db, queues, tenants, vault: store.vault, incidentEvents: ctx.seams.incidentEvents }) });
-      queues.createWorker({ name: PIPELINE_QUEUES.notify, concurrency: Math.max(2, c >> 1), onDeadLetter, processor: (job) => runNotifyStage(parseJob(alertJob, job.data, job.queueName), { db, tenants, notifiers: ctx.seams.notifiers }) });
-      queues.createWorker({ name: PIPELINE_QUEUES.trigger, concurrency: Math.max(2, c >> 2), onDeadLetter, processor: (job) => runTriggerStage(parseJob(alertJob, job.data, job.queueName), { db, trigger: ctx.seams.trigger }) });
+      const log = ctx.logger.child({ component: 'pipeline' });
+      const perAlertStage = <R>(stage: PipelineStage, concurrency: number, inBatch: number, perAlert: (ref: AlertRef) => Promise<R>, next: readonly { stage: PipelineStage; kind?: 'first' }[]) =>
+        queues.createWorker({
+          name: PIPELINE_QUEUES[stage],
+          concurrency,
+          onDeadLetter,
+          processor: async (job) => {
+            const out = await runAlertBatch(parseJob(alertJob, job.data, job.queueName), {
+              stage,
+              queues,
+              concurrency: inBatch,
+              perAlert,
+              next,
+              onAlertFailed: (alertId, err) => log.warn({ err, stage, alertId }, 'alert failed in a batch; retrying it alone'),
+            });
+            return { handled: out.results.size, split: out.split.length };
+          },
+        });
+      perAlertStage('enrich', c, 8, (ref) => runEnrichStage(ref, { db, tenants, vault: store.vault, lookupIntel }), [{ stage: 'case' }]);
+      perAlertStage('case', Math.max(2, c >> 1), 4, (ref) => runCaseStage(ref, { db, tenants, vault: store.vault, incidentEvents: ctx.seams.incidentEvents }), [{ stage: 'notify', kind: 'first' }, { stage: 'trigger' }]);
+      perAlertStage('notify', Math.max(2, c >> 1), 8, (ref) => runNotifyStage(ref, { db, tenants, notifiers: ctx.seams.notifiers }), []);
+      perAlertStage('trigger', Math.max(2, c >> 2), 4, (ref) => runTriggerStage(ref, { db, trigger: ctx.seams.trigger }), []);
     }
     return async () => {
       await writer.close();

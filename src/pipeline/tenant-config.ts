@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ReflexError } from '../errors.ts';
+import { tenantIntegrationConfigShape } from '../integrations/tenant-integration-config.ts';
 
 /**
  * Per-tenant pipeline settings, stored in `tenants.config` (jsonb) and validated here on read and
@@ -35,6 +36,8 @@ export const tenantPipelineConfigSchema = z.object({
     .default({ repeat_interval_seconds: 300, min_severity: 3 }),
   thehive: z.object({ url: z.url(), organisation: z.string().optional() }).optional(),
   cortex: z.object({ url: z.url(), analyzers: z.array(z.string().min(1)).default([]) }).optional(),
+  /** Containment, paging and phone integrations: which adapter per port and its settings (docs/INTEGRATIONS.md). */
+  ...tenantIntegrationConfigShape,
 });
 export type TenantPipelineConfig = z.infer<typeof tenantPipelineConfigSchema>;
 

@@ -1,5 +1,4 @@
 import { sql, type Kysely } from 'kysely';
-import type { QueueSystem } from '../../app/queue.ts';
 import { ReflexError } from '../../errors.ts';
 import type { CaseObservableKind, CaseSystem } from '../../integrations/ports.ts';
 import { TheHiveClient } from '../../integrations/thehive/thehive-client.ts';
@@ -8,13 +7,12 @@ import { appendTimeline, createIncident, type IncidentEvents } from '../../store
 import type { Database } from '../../store/schema.ts';
 import { GLOBAL_TENANT, type SecretsVault } from '../../store/secrets-vault.ts';
 import type { SentinelEvent } from '../event.ts';
-import { PIPELINE_QUEUES, type AlertJob } from '../jobs.ts';
+import type { AlertRef } from '../jobs.ts';
 import type { TenantPipelineConfig } from '../tenant-config.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
 
 export interface CaseDeps {
   db: Kysely<Database>;
-  queues: QueueSystem;
   tenants: TenantDirectory;
   vault: Pick<SecretsVault, 'get'>;
   incidentEvents?: IncidentEvents;
@@ -41,7 +39,7 @@ export interface CaseOutcome {
  *   CreateError on a duplicate means "already there"), promoted to a case for SEV1 or correlated
  *   alerts; the ids are stored on the alert.
  */
-export async function runCaseStage(job: AlertJob, deps: CaseDeps): Promise<CaseOutcome> {
+export async function runCaseStage(job: AlertRef, deps: CaseDeps): Promise<CaseOutcome> {
   const alert = await deps.db.selectFrom('alerts').selectAll().where('id', '=', job.alertId).executeTakeFirst();
   if (!alert) throw new ReflexError('not_found', `alert ${job.alertId} vanished`, { retryable: false });
   const config = await deps.tenants.config(job.tenantId);
@@ -116,8 +114,6 @@ export async function runCaseStage(job: AlertJob, deps: CaseDeps): Promise<CaseO
     });
   }
 
-  await deps.queues.add(PIPELINE_QUEUES.notify, 'first', { tenantId: job.tenantId, alertId: alert.id, kind: 'first' } satisfies AlertJob, { jobId: `notify-${alert.id}-first` });
-  await deps.queues.add(PIPELINE_QUEUES.trigger, 'alert', { tenantId: job.tenantId, alertId: alert.id } satisfies AlertJob, { jobId: `trigger-${alert.id}` });
   return outcome;
 }
 

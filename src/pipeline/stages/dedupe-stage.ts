@@ -7,7 +7,7 @@ import type { Database, EventsTable } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
 import type { SentinelEvent } from '../event.ts';
 import { fingerprintOf, titleOf } from '../fingerprint.ts';
-import { PIPELINE_QUEUES, type AlertJob, type DedupeJob } from '../jobs.ts';
+import { ALERT_BATCH, PIPELINE_QUEUES, type AlertJob, type DedupeJob } from '../jobs.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
 
 export interface DedupeResult {
@@ -174,11 +174,11 @@ export async function runDedupeStage(job: DedupeJob, deps: { db: Kysely<Database
   // After commit: hand new alerts on, and schedule at most one "Nth occurrence" update per alert
   // per repeat interval (the job id carries the interval's bucket).
   const bucket = Math.floor(Date.now() / 1000 / config.notify.repeat_interval_seconds);
-  const jobs: { name: string; data: AlertJob; opts: { jobId: string } }[] = result.newAlertIds.map((alertId) => ({
-    name: 'alert',
-    data: { tenantId: job.tenantId, alertId },
-    opts: { jobId: `enrich-${alertId}` },
-  }));
+  const jobs: { name: string; data: AlertJob; opts: { jobId: string } }[] = [];
+  for (let i = 0; i < result.newAlertIds.length; i += ALERT_BATCH) {
+    const batchKey = `${job.batchId}-${i / ALERT_BATCH}`;
+    jobs.push({ name: 'alert', data: { tenantId: job.tenantId, alertIds: result.newAlertIds.slice(i, i + ALERT_BATCH), batchKey }, opts: { jobId: `enrich-${batchKey}` } });
+  }
   if (jobs.length) await deps.queues.addBulk(PIPELINE_QUEUES.enrich, jobs);
   const repeats = result.repeatAlertIds.filter((id) => !result.newAlertIds.includes(id));
   if (repeats.length) {
@@ -186,7 +186,7 @@ export async function runDedupeStage(job: DedupeJob, deps: { db: Kysely<Database
       PIPELINE_QUEUES.notify,
       repeats.map((alertId) => ({
         name: 'repeat',
-        data: { tenantId: job.tenantId, alertId, kind: 'repeat' as const },
+        data: { tenantId: job.tenantId, alertIds: [alertId], kind: 'repeat' as const },
         opts: { jobId: `notify-${alertId}-repeat-${bucket}`, delay: config.notify.repeat_interval_seconds * 1000 },
       })),
     );

@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import type { QueueSystem } from '../../app/queue.ts';
 import type { IntelLookup, IntelOutcome } from '../../commands/ports.ts';
 import { toReflexError } from '../../errors.ts';
 import { CortexClient } from '../../integrations/cortex/cortex-client.ts';
@@ -8,7 +7,7 @@ import { auditedWrite } from '../../store/audit-log.ts';
 import type { Database } from '../../store/schema.ts';
 import { GLOBAL_TENANT, type SecretsVault } from '../../store/secrets-vault.ts';
 import type { SentinelEvent } from '../event.ts';
-import { PIPELINE_QUEUES, type AlertJob } from '../jobs.ts';
+import type { AlertRef } from '../jobs.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
 
 /** Observables looked up per alert, at most: a storm of IPs in one alert must not burn vendor quota. */
@@ -25,7 +24,6 @@ export interface EnrichmentRecord {
 
 export interface EnrichDeps {
   db: Kysely<Database>;
-  queues: QueueSystem;
   tenants: TenantDirectory;
   vault: Pick<SecretsVault, 'get'>;
   /** Fast lookups (VirusTotal, AbuseIPDB): the same function the `enrich` chat command uses. */
@@ -46,7 +44,7 @@ function observablesOf(e: SentinelEvent): IntelObservable[] {
  * deep threshold, or when the alert already belongs to an incident. A provider that is down or
  * rate-limiting leaves a gap on the record ("not enriched" / "partial"), never a stuck alert.
  */
-export async function runEnrichStage(job: AlertJob, deps: EnrichDeps): Promise<EnrichmentRecord> {
+export async function runEnrichStage(job: AlertRef, deps: EnrichDeps): Promise<EnrichmentRecord> {
   const alert = await deps.db.selectFrom('alerts').select(['id', 'tenant_id', 'severity', 'event', 'incident_id', 'enrichment']).where('id', '=', job.alertId).executeTakeFirst();
   if (!alert) throw toReflexError(new Error(`alert ${job.alertId} vanished`));
   const config = await deps.tenants.config(job.tenantId);
@@ -87,7 +85,6 @@ export async function runEnrichStage(job: AlertJob, deps: EnrichDeps): Promise<E
       delta: { status, deep, verdicts: verdicts.map((v) => `${v.provider}:${v.observable.value}:${v.verdict}`), gaps: gaps.length },
     });
   });
-  await deps.queues.add(PIPELINE_QUEUES.case, 'alert', { tenantId: job.tenantId, alertId: alert.id } satisfies AlertJob, { jobId: `case-${alert.id}` });
   return record;
 }
 

@@ -5,7 +5,7 @@ import { auditedWrite } from '../../store/audit-log.ts';
 import type { Database } from '../../store/schema.ts';
 import type { EnrichmentRecord } from './enrich-stage.ts';
 import type { SentinelEvent } from '../event.ts';
-import type { AlertJob } from '../jobs.ts';
+import type { AlertRef } from '../jobs.ts';
 import type { Notifier } from '../notifiers.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
 
@@ -38,7 +38,7 @@ export function alertMessage(alert: { id: string; title: string; severity: numbe
  * bucketed job id). The throttle row per (tenant, fingerprint, channel) records the first
  * message's reference, so a retried job never posts the first message twice.
  */
-export async function runNotifyStage(job: AlertJob, deps: { db: Kysely<Database>; tenants: TenantDirectory; notifiers: readonly Notifier[] }): Promise<{ sent: string[]; skipped: string[] }> {
+export async function runNotifyStage(job: AlertRef, deps: { db: Kysely<Database>; tenants: TenantDirectory; notifiers: readonly Notifier[] }): Promise<{ sent: string[]; skipped: string[] }> {
   const alert = await deps.db.selectFrom('alerts').selectAll().where('id', '=', job.alertId).executeTakeFirst();
   if (!alert) throw new ReflexError('not_found', `alert ${job.alertId} vanished`, { retryable: false });
   const config = await deps.tenants.config(job.tenantId);
