@@ -2,6 +2,7 @@ import type { FeatureContext } from '../app/features.ts';
 import { DEFAULT_TENANT } from '../app/runtime.ts';
 import { CommandRegistry } from '../commands/registry.ts';
 import { ENGINE_PORTS } from '../engine/engine-ports.ts';
+import { ChatNotifier } from '../pipeline/chat-notifier.ts';
 import { chatCommandDeps } from './command-deps.ts';
 import { DeliveryReceipts } from './delivery-receipts.ts';
 import { registerIncidentChannels } from './incident-channels/incident-channels.ts';
@@ -44,6 +45,10 @@ export const slackChat = {
       ctx.hint(`Slack        request URL ${SLACK_EVENTS_PATH} (manifests/slack-app.yaml)`);
     }
 
+    // Pipeline alerts go to the tenant's `notify.chat.slack` channel, repeats into the thread.
+    const notifier = new ChatNotifier(transport);
+    ctx.seams.notifiers.push(notifier);
+
     // Playbook steps (chat.notify, approval cards) post through the same Slack app.
     ENGINE_PORTS.chat = transport;
 
@@ -69,6 +74,7 @@ export const slackChat = {
     return async () => {
       if (pruner) clearInterval(pruner);
       stopIncidentChannels();
+      ctx.seams.notifiers.splice(ctx.seams.notifiers.indexOf(notifier), 1);
       if (ENGINE_PORTS.chat === transport) ENGINE_PORTS.chat = undefined;
     };
   },

@@ -28,6 +28,18 @@ export const tenantPipelineConfigSchema = z.object({
         .array(z.string().regex(/^[^\r\n]*$/, 'must not contain CR or LF').pipe(z.email('must be a plain e-mail address (soc@example.org)')))
         .max(50, 'may name at most 50 recipients')
         .optional(),
+      /**
+       * Chat channels for alert notifications, per platform: a Slack channel id (`C…`/`G…`), a
+       * Teams conversation id, a SENTchat channel name. Repeats go into the first message's thread.
+       */
+      chat: z
+        .object({
+          slack: z.string().regex(/^[CG][A-Z0-9]{2,20}$/, 'must be a Slack channel id such as C0123ABCD (not a #name)').optional(),
+          teams: z.string().min(1).max(400).optional(),
+          sentchat: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,79}$/, 'must be a SENTchat channel name (lower case, digits, - and _)').optional(),
+        })
+        .strict()
+        .optional(),
       /** Minimum seconds between "Nth occurrence" updates for one alert. */
       repeat_interval_seconds: z.number().int().min(1).max(86400).default(300),
       /** Notify only at or above this severity. */
