@@ -340,20 +340,30 @@ export class ApprovalGates {
     const policy = gate.policy as StoredPolicy;
     const nextLevel = level + 1;
     const next = policy.onExpiry === 'escalate' && policy.oncall ? await this.deps.oncall.onCall(gate.tenant_id, policy.oncall, nextLevel) : undefined;
+    let paged = false;
+    let pageError: string | undefined;
     if (next && policy.oncall) {
       // Paged before the commit, with a key per escalation: if the commit is lost and the timer
       // fires again, the pager drops the repeat instead of waking someone twice.
       const pager = this.deps.pager();
       if (pager) {
-        await pager.page({
-          tenantId: gate.tenant_id,
-          schedule: policy.oncall,
-          level: nextLevel,
-          principalId: next,
-          summary: `Approval needed: ${gate.summary.slice(0, 200)}`,
-          dedupKey: `approval-${gate.id}-${nextLevel}`,
-          url: `${this.deps.publicUrl()}/api/v1/approvals/${gate.id}`,
-        });
+        try {
+          await pager.page({
+            tenantId: gate.tenant_id,
+            schedule: policy.oncall,
+            level: nextLevel,
+            principalId: next,
+            summary: `Approval needed: ${gate.summary.slice(0, 200)}`,
+            dedupKey: `approval-${gate.id}-${nextLevel}`,
+            url: `${this.deps.publicUrl()}/api/v1/approvals/${gate.id}`,
+          });
+          paged = true;
+        } catch (err) {
+          // The escalation still happens (the next on-call gets the card and a link); a pager that
+          // is down or not configured for the tenant must not leave the gate pending for ever.
+          pageError = err instanceof ReflexError ? err.code : 'internal';
+          this.deps.onError?.(err, 'approval escalation page');
+        }
       }
     }
     const after: AfterCommit[] = [];
@@ -381,7 +391,7 @@ export class ApprovalGates {
               data: { approvalId, level: nextLevel, principalId: next },
             });
           }
-          audit({ tenantId: escalated.tenant_id, action: 'approval.escalate', target: `approval:${approvalId}`, delta: { level: nextLevel, principalId: next, paged: Boolean(this.deps.pager()) } });
+          audit({ tenantId: escalated.tenant_id, action: 'approval.escalate', target: `approval:${approvalId}`, delta: { level: nextLevel, principalId: next, paged, ...(pageError ? { pageError } : {}) } });
           if (this.hooks) after.push(await this.hooks.scheduleExpiry(trx, escalated));
           return 'escalated';
         }
@@ -430,7 +440,7 @@ export class ApprovalGates {
    * Issues a signed one-time link for one approver (stored so it can be used once), valid until
    * the gate expires.
    */
-  async issueLink(approvalId: string, principalId: string, sentVia: string, actor = 'system:approvals'): Promise<{ url: string; token: string; expiresAt: Date }> {
+  async issueLink(approvalId: string, principalId: string, sentVia: string, actor = 'system:approvals'): Promise<{ linkId: string; url: string; token: string; expiresAt: Date }> {
     const gate = await engineDb(this.deps.db).selectFrom('approvals').selectAll().where('id', '=', approvalId).executeTakeFirst();
     if (!gate) throw new ReflexError('not_found', `no approval ${approvalId}`);
     if (gate.status !== 'pending') throw new ReflexError('conflict', `approval ${approvalId} is ${gate.status}`, { safeMessage: `This approval is ${gate.status}.` });
@@ -444,7 +454,7 @@ export class ApprovalGates {
       audit({ tenantId: gate.tenant_id, action: 'approval.link.issue', target: `approval:${gate.id}`, delta: { linkId, principalId, sentVia, expiresAt: expiresAt.toISOString() } });
     });
     const token = signApprovalLink(this.deps.linkSecret, { linkId, expiresAtMs: expiresAt.getTime() });
-    return { url: `${this.deps.publicUrl()}/approve/${token}`, token, expiresAt };
+    return { linkId, url: `${this.deps.publicUrl()}/approve/${token}`, token, expiresAt };
   }
 
   async get(id: string): Promise<GateRow | undefined> {

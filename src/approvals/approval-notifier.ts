@@ -92,7 +92,15 @@ export class ApprovalNotifier {
       for (const p of people) {
         try {
           const link = await this.deps.gates.issueLink(gate.id, p.id, 'pending');
-          await sender.send({ principalId: p.id, displayName: p.display_name, email: p.email }, { url: link.url, summary: gate.summary, expiresAt: link.expiresAt });
+          const sent = await sender.send(
+            { principalId: p.id, displayName: p.display_name, email: p.email },
+            { tenantId: gate.tenant_id, approvalId: gate.id, linkId: link.linkId, url: link.url, summary: gate.summary, expiresAt: link.expiresAt },
+          );
+          // The row said 'pending' until now; record how (or that) the link left, for the audit trail.
+          await auditedWrite(this.deps.db, 'system:approvals', async (trx, audit) => {
+            await engineDb(trx).updateTable('approval_links').set({ sent_via: sent?.via ?? 'none' }).where('id', '=', link.linkId).execute();
+            audit({ tenantId: gate.tenant_id, action: 'approval.link.sent', target: `approval:${gate.id}`, delta: { linkId: link.linkId, principalId: p.id, via: sent?.via ?? 'none' } });
+          });
         } catch (err) {
           this.deps.onError(err, 'approval link delivery');
         }

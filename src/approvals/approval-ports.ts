@@ -26,14 +26,17 @@ export interface Pager {
 }
 
 /**
- * Delivers a signed one-time approval link by SMS or e-mail.
+ * Delivers a signed one-time approval link by SMS or e-mail. Answers how it went out, or
+ * undefined when it had no way to reach that person (no phone or address on record, nothing
+ * configured). `linkId` names the link (one `approval_links` row): a sender derives its
+ * idempotency key from it, so one link is never delivered twice and a new link always is.
  *
  * @example
- * await sender.send({ principalId, email: 'oncall@acme.example', displayName: 'Ana' }, { url, summary, expiresAt });
+ * await sender.send({ principalId, email: 'oncall@acme.example', displayName: 'Ana' }, { tenantId: 'acme', approvalId, linkId, url, summary, expiresAt });
  */
 export interface ApprovalLinkSender {
   send(
     to: { principalId: string; displayName: string; email: string | null },
-    link: { url: string; summary: string; expiresAt: Date },
+    link: { tenantId: string; approvalId: string; linkId: string; url: string; summary: string; expiresAt: Date },
   ): Promise<{ via: 'sms' | 'email' } | undefined>;
 }

@@ -2,11 +2,16 @@ import { createHmac } from 'node:crypto';
 import path from 'node:path';
 import type { Feature } from '../app/features.ts';
 import { registerApprovalPage } from '../approvals/approval-page.ts';
+import { VendorApprovalLinkSender, VendorEscalationPager } from '../approvals/vendor-approval-ports.ts';
 import { createIntelLookup, defaultIntelProviders } from '../commands/intel-lookup.ts';
 import { createChatNotifyExecutor } from './actions/chat-notify.ts';
 import { createHttpRequestExecutor } from './actions/http-request.ts';
 import { createIntelEnrichExecutor } from './actions/intel-enrich.ts';
-import { ACTION_REGISTRY } from './actions/registry.ts';
+import { DatabaseIdempotencyStore } from './actions/database-idempotency-store.ts';
+import { ACTION_REGISTRY, type ActionExecutor } from './actions/registry.ts';
+import { TenantIntegrations } from './actions/tenant-integrations.ts';
+import { registerVendorActions } from './actions/vendor-actions.ts';
+import type { SmtpMailer } from '../integrations/smtp/smtp-mailer.ts';
 import { ENGINE_PORTS } from './engine-ports.ts';
 import { registerEngineRoutes } from './engine-routes.ts';
 import { PlaybookEngineService } from './playbook-engine-service.ts';
@@ -18,9 +23,12 @@ import { TIMER_QUEUE } from './systems/timers-system.ts';
 
 /**
  * The playbook engine in the app: loads manifests/playbooks/ (and `REFLEX_PLAYBOOK_DIRS`),
- * registers the built-in actions (`http.request`, `intel.enrich`, `chat.notify`), runs the step
- * and timer workers where workers run, serves the run/approval API and the mobile approval page
- * where the API is served, and takes the pipeline's trigger seam.
+ * registers the built-in actions (`http.request`, `intel.enrich`, `chat.notify`) and the vendor
+ * actions (firewall, identity, host, Wazuh, pager, phone, mail: each picks the tenant's adapter
+ * per call), wires the approvals' pager (PagerDuty) and link sender (SMS by Twilio, e-mail by
+ * SMTP) unless something set them already, runs the step and timer workers where workers run,
+ * serves the run/approval API and the mobile approval page where the API is served, and takes
+ * the pipeline's trigger seam.
  */
 export const engineFeature: Feature = {
   name: 'engine',
@@ -31,12 +39,33 @@ export const engineFeature: Feature = {
     const catalog = await PlaybookCatalog.load([path.join(root, 'manifests', 'playbooks'), ...ctx.config.playbookDirs], scriptsDir);
     for (const { file, error } of catalog.errors) log.error({ file }, `playbook not loaded: ${error.message}`);
 
-    if (!ACTION_REGISTRY.has('http.request')) ACTION_REGISTRY.register('http.request', createHttpRequestExecutor({ allowPrivateNetworks: ctx.config.httpAllowPrivate }));
-    if (!ACTION_REGISTRY.has('intel.enrich')) {
-      const lookup = createIntelLookup(ctx.store.vault, defaultIntelProviders({ virustotal: ctx.config.intel.virustotalUrl, abuseipdb: ctx.config.intel.abuseipdbUrl }));
-      ACTION_REGISTRY.register('intel.enrich', createIntelEnrichExecutor(lookup));
+    // What this server registers (a test's fake, registered first, wins) is unregistered when it
+    // stops, so a later server in the same process registers executors bound to its own store.
+    const registered: [string, ActionExecutor][] = [];
+    const registerOnce = (name: string, make: () => ActionExecutor): void => {
+      if (ACTION_REGISTRY.has(name)) return;
+      const executor = make();
+      ACTION_REGISTRY.register(name, executor);
+      registered.push([name, executor]);
+    };
+    registerOnce('http.request', () => createHttpRequestExecutor({ allowPrivateNetworks: ctx.config.httpAllowPrivate }));
+    registerOnce('intel.enrich', () =>
+      createIntelEnrichExecutor(createIntelLookup(ctx.store.vault, defaultIntelProviders({ virustotal: ctx.config.intel.virustotalUrl, abuseipdb: ctx.config.intel.abuseipdbUrl }))),
+    );
+    registerOnce('chat.notify', () => createChatNotifyExecutor(() => ENGINE_PORTS.chat));
+
+    // E-mail is one server per deployment (SMTP_URL); its records of what a key already sent
+    // are deployment-wide too. Twilio keeps its records per tenant.
+    let mailer: SmtpMailer | undefined;
+    if (ctx.config.smtp) {
+      const { SmtpMailer: Mailer } = await import('../integrations/smtp/smtp-mailer.ts');
+      mailer = new Mailer({ ...ctx.config.smtp, store: new DatabaseIdempotencyStore(ctx.store.db, '*'), logger: log });
     }
-    if (!ACTION_REGISTRY.has('chat.notify')) ACTION_REGISTRY.register('chat.notify', createChatNotifyExecutor(() => ENGINE_PORTS.chat));
+    const integrations = new TenantIntegrations({
+      idempotencyStore: (tenantId) => new DatabaseIdempotencyStore(ctx.store.db, tenantId),
+      mailer: () => mailer,
+      logger: log,
+    });
 
     // Without REFLEX_LINK_SECRET the link key is derived from the master key, so links survive a
     // restart and every process of a deployment agrees on it.
@@ -64,6 +93,12 @@ export const engineFeature: Feature = {
       concurrency: ctx.config.workerConcurrency,
     });
     const service = new PlaybookEngineService(engine);
+    registered.push(...registerVendorActions(ACTION_REGISTRY, { integrations, onCall: (tenantId, schedule) => engine.oncall.onCall(tenantId, schedule, 0) }));
+    const portDeps = { integrations, vault: ctx.store.vault, tenantConfig: (tenantId: string) => engine.tenants.get(tenantId), logger: log };
+    const pager = ENGINE_PORTS.pager ? undefined : new VendorEscalationPager(portDeps);
+    const linkSender = ENGINE_PORTS.linkSender ? undefined : new VendorApprovalLinkSender(portDeps);
+    if (pager) ENGINE_PORTS.pager = pager;
+    if (linkSender) ENGINE_PORTS.linkSender = linkSender;
     ctx.registerQueue(STEP_QUEUE);
     ctx.registerQueue(TIMER_QUEUE);
     ctx.seams.trigger = service;
@@ -77,6 +112,11 @@ export const engineFeature: Feature = {
     return async () => {
       await engine.close();
       if (ENGINE_PORTS.engine === service) ENGINE_PORTS.engine = undefined;
+      if (pager && ENGINE_PORTS.pager === pager) ENGINE_PORTS.pager = undefined;
+      if (linkSender && ENGINE_PORTS.linkSender === linkSender) ENGINE_PORTS.linkSender = undefined;
+      for (const [name, executor] of registered) ACTION_REGISTRY.unregister(name, executor);
+      integrations.clear();
+      await mailer?.close();
     };
   },
 };

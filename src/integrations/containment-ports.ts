@@ -287,8 +287,8 @@ export interface MailMessage {
 }
 
 /**
- * Sends e-mail (notifications, signed approval links). The SMTP adapter is pending the
- * `nodemailer` package; see docs/INTEGRATIONS.md.
+ * Sends e-mail (notifications, signed approval links): `SmtpMailer` over nodemailer; see
+ * docs/INTEGRATIONS.md.
  *
  * @example
  * await mailer.send({ to: 'oncall@acme.example', subject: 'Approve: isolate web-01', text: link }, { idempotencyKey: `${approvalId}:mail` });

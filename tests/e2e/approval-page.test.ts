@@ -99,11 +99,11 @@ describe('mobile approval page', () => {
 
     const decisions = await server.store.db.selectFrom('approval_decisions').select(['principal_id', 'decision', 'via']).execute();
     expect(decisions).toEqual([{ principal_id: approverId, decision: 'approve', via: 'mobile-link' }]);
-    // The gate opened: the run moved on to the gated step (no Wazuh client is wired here).
+    // The gate opened: the run moved on to the gated step (this tenant has no Wazuh configured).
     await vi.waitFor(
       async () => {
         const step = await server.store.db.selectFrom('run_steps').select(['status', 'error']).where('run_id', '=', runId).where('step_id', '=', 'isolate_host').executeTakeFirst();
-        expect(step).toMatchObject({ status: 'failed', error: 'action wazuh.active_response is not configured on this server' });
+        expect(step).toMatchObject({ status: 'failed', error: 'tenant acme: config key wazuh.base_url is not set (the step runs a Wazuh active response)' });
       },
       { timeout: 15_000, interval: 50 },
     );

@@ -5,9 +5,9 @@ import type { ExpressionContext } from '../expressions.ts';
 /**
  * Where the engine finds the code behind a catalogue action (`firewall.block`, `http.request`, …).
  *
- * The engine ships `http.request`, `intel.enrich` and `chat.notify`; vendor features register
- * theirs (`firewall.block` on the firewall client, `identity.disable_user` on Microsoft Graph, …)
- * into `ACTION_REGISTRY` when they start. An action nobody registered fails its step with a
+ * The engine ships `http.request`, `intel.enrich` and `chat.notify`, and registers the vendor
+ * actions (`firewall.block`, `identity.disable_user`, `host.isolate`, `pager.page`, …; see
+ * vendor-actions.ts) at start, each choosing the tenant's adapter per call. An action nobody registered fails its step with a
  * non-retryable `config.invalid`: "action firewall.block is not configured on this server".
  *
  * @example
@@ -58,8 +58,9 @@ export class ActionRegistry {
     return this;
   }
 
-  unregister(action: string): void {
-    this.executors.delete(action);
+  /** Removes an action's executor; with `only`, just when that executor is still the registered one. */
+  unregister(action: string, only?: ActionExecutor): void {
+    if (only === undefined || this.executors.get(action) === only) this.executors.delete(action);
   }
 
   has(action: string): boolean {

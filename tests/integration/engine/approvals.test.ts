@@ -134,7 +134,7 @@ describe('approval gates', () => {
     expect(last.context!.join('\n')).toMatch(/Bob approved via sentchat.button[\s\S]*Carol approved via sentchat.button/);
 
     const audit = (await h.db.selectFrom('audit_log').select(['action', 'delta']).where('target', '=', `approval:${approvalId}`).orderBy('seq').execute()).filter(
-      (a) => !['approval.card.post', 'approval.link.issue'].includes(a.action),
+      (a) => !['approval.card.post', 'approval.link.issue', 'approval.link.sent'].includes(a.action),
     );
     expect(audit.map((a) => a.action)).toEqual([
       'approval.open',

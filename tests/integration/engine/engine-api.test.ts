@@ -10,7 +10,7 @@ import { startTestServer, type TestServer } from '../../helpers/test-server.ts';
 /**
  * The engine through the running app: the run and approval API, the principal-token rule for
  * decisions, and every shipped playbook in manifests/playbooks/ started for real, with vendors
- * stubbed at the HTTP edge (nock) where a client exists and failing clearly where none is wired.
+ * stubbed at the HTTP edge (nock) where a client exists and failing clearly where the tenant configured none.
  */
 const ABUSE_FIXTURE = readFileSync('../shared/fixtures/intel/abuseipdb_v2_check_verbose__rapid7_check_ip_data.json', 'utf8');
 const TENANT = 'acme';
@@ -148,10 +148,11 @@ describe('engine API', () => {
     await server.store.vault.set(TENANT, 'abuseipdb.api_key', 'abuse-key-0123456789', 'test');
     nock('https://api.abuseipdb.com').get('/api/v2/check').query(true).reply(200, ABUSE_FIXTURE, { 'content-type': 'application/json' });
 
-    // brute-force: AbuseIPDB (nock) says 100, so it blocks, and no firewall client is wired here.
+    // brute-force: AbuseIPDB (nock) says 100, so it blocks, and this tenant has no firewall configured
+    // (tests/integration/engine/vendor-playbooks.test.ts runs it against configured vendors).
     const brute = await waitFor(await startRun('brute-force-containment', { source_ip: '198.51.100.100' }), ['failed', 'succeeded']);
     expect(brute.steps.find((s) => s.step_id === 'enrich_ip')?.status).toBe('succeeded');
-    expect(brute.steps.find((s) => s.step_id === 'block_ip')).toMatchObject({ status: 'failed', error: 'action firewall.block is not configured on this server' });
+    expect(brute.steps.find((s) => s.step_id === 'block_ip')).toMatchObject({ status: 'failed', attempt: 1, error: 'tenant acme: config key firewall.provider is not set, so no firewall is configured' });
     expect(brute.status).toBe('failed');
 
     // phishing-triage: the mailbox client is not wired.
@@ -167,7 +168,7 @@ describe('engine API', () => {
       expect(view.steps).toEqual([expect.objectContaining({ step_id: gate, status: 'waiting' })]);
     }
 
-    // sev1-after-hours-page starts from a severity-1 alert, and has no pager wired here.
+    // sev1-after-hours-page starts from a severity-1 alert; this tenant has no PagerDuty routing key.
     await ENGINE_PORTS.engine!.onAlert({
       tenantId: TENANT,
       alertId: '00000000-0000-4000-8000-0000000000bb',
@@ -176,6 +177,6 @@ describe('engine API', () => {
     });
     const sev1Id = await ENGINE_PORTS.engine!.runForAlert('00000000-0000-4000-8000-0000000000bb', 'sev1-after-hours-page');
     const sev1 = await waitFor(sev1Id!, ['failed']);
-    expect(sev1.steps.find((s) => s.step_id === 'page_oncall')).toMatchObject({ status: 'failed', error: 'action pager.page is not configured on this server' });
+    expect(sev1.steps.find((s) => s.step_id === 'page_oncall')).toMatchObject({ status: 'failed', attempt: 1, error: 'secret pagerduty.routing_key.secops-primary is not set for tenant acme' });
   });
 });
