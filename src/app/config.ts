@@ -57,6 +57,11 @@ const smtpFrom = z
     return m !== null && z.email().safeParse(m[2] ?? m[3]).success;
   }, 'must be an e-mail address, optionally with a name: SENTreflex <sentreflex@example.org>');
 
+/** An Entra ID (Azure AD) object id: app (client) ids, tenant ids, group ids. */
+const teamsGuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a GUID, e.g. 00000000-0000-0000-0000-000000000000');
+/** Signing keys and bot tokens travel over these: https only. */
+const httpsUrl = z.string().url().refine((u) => urlOrUndefined(u)?.protocol === 'https:', 'must be an https URL');
+
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -99,6 +104,11 @@ const envSchema = z.object({
   SLACK_BOT_TOKEN: z.string().regex(/^xox[ba]-/, 'must be a bot token (xoxb-…)').optional(),
   /** Slack Web API base; tests point it at an intercepted host. */
   SLACK_API_URL: z.string().url().default('https://slack.com/api/'),
+  /**
+   * Where `response_url` answers go instead of Slack's host, path kept: only for running the app
+   * against a local Slack stand-in (bench/chat). Unset in production.
+   */
+  SLACK_RESPONSE_URL_BASE: z.string().url().optional(),
   /** Threat-intel API bases for `enrich`; keys live in the secrets vault (virustotal.api_key, abuseipdb.api_key). */
   VIRUSTOTAL_API_URL: z.string().url().default('https://www.virustotal.com'),
   ABUSEIPDB_API_URL: z.string().url().default('https://api.abuseipdb.com'),
@@ -112,6 +122,39 @@ const envSchema = z.object({
   SMTP_URL: smtpUrl.optional(),
   /** The From of every e-mail SENTreflex sends; required with SMTP_URL. */
   SMTP_FROM: smtpFrom.optional(),
+  // Microsoft Teams (docs/CHAT.md, "Microsoft Teams"): the Azure Bot's app registration, all three or none.
+  // The Teams SDK's own names (CLIENT_ID, CLIENT_SECRET, TENANT_ID) are read when the TEAMS_ ones are unset.
+  TEAMS_CLIENT_ID: teamsGuid.optional(),
+  TEAMS_CLIENT_SECRET: z.string().min(1).max(1024).optional(),
+  TEAMS_TENANT_ID: teamsGuid.optional(),
+  // Checked only when used (in teamsConfig): other tools read these generic names too.
+  CLIENT_ID: z.string().optional(),
+  CLIENT_SECRET: z.string().optional(),
+  TENANT_ID: z.string().optional(),
+  /** Sovereign clouds: the Teams SDK's cloud names; they choose the login, token issuer, OpenID metadata and Graph hosts. */
+  TEAMS_CLOUD: z.enum(['Public', 'USGov', 'USGovDoD', 'China']).default('Public'),
+  /** Bot Framework OpenID metadata (signing keys of inbound requests); default the cloud's. Tests serve their own. */
+  TEAMS_OPENID_METADATA_URL: httpsUrl.optional(),
+  /** Client-credentials token endpoint; default `<cloud login>/<TEAMS_TENANT_ID>/oauth2/v2.0/token`. */
+  TEAMS_TOKEN_URL: httpsUrl.optional(),
+  /** Microsoft Graph base (SEV1 channels); default the cloud's, e.g. https://graph.microsoft.com. */
+  TEAMS_GRAPH_URL: httpsUrl.optional(),
+  /** Bot Connector base for messages nobody sent us first (new SEV1 channel posts). */
+  TEAMS_SERVICE_URL: httpsUrl.default('https://smba.trafficmanager.net/teams/'),
+  /** The team (its group id) whose channels SEV1 incidents get; unset: no SEV1 rooms on Teams. */
+  TEAMS_INCIDENT_TEAM_ID: teamsGuid.optional(),
+  // SENTchat, the built-in web chat at `/` (docs/CHAT.md, "SENTchat").
+  /** The realm of token sign-ins: identities `sentchat:<realm>:admin`; map it with `reflex role workspace sentchat:<realm> <tenant>`. */
+  SENTCHAT_REALM: z.string().regex(/^[A-Za-z0-9.-]{1,64}$/, 'must be 1-64 letters, digits, dots or dashes').default('local'),
+  /** Whether the API token signs in to SENTchat as its built-in admin (default: yes, except in production). */
+  SENTCHAT_API_TOKEN_SIGNIN: z.enum(['true', 'false']).optional(),
+  /** How long a SENTchat sign-in lasts. */
+  SENTCHAT_SESSION_HOURS: z.coerce.number().int().min(1).max(720).default(12),
+  /** OpenID Connect sign-in (authorization code + PKCE): the issuer URL and this app's client id, both or neither. */
+  SENTCHAT_OIDC_ISSUER: z.string().url().refine((u) => /^https?:$/.test(urlOrUndefined(u)?.protocol ?? ''), 'must be an http(s) URL').optional(),
+  SENTCHAT_OIDC_CLIENT_ID: z.string().min(1).max(256).optional(),
+  /** Only for a confidential client; a public client (PKCE alone) leaves it unset. */
+  SENTCHAT_OIDC_CLIENT_SECRET: z.string().min(1).max(1024).optional(),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -135,13 +178,35 @@ export interface Config {
   disabledFeatures: string[];
   ingest: { token: string | undefined; maxBytes: number; highWater: number };
   /** Set when both SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN are. */
-  slack: { signingSecret: string; botToken: string; apiUrl: string } | undefined;
+  slack: { signingSecret: string; botToken: string; apiUrl: string; responseUrlBase?: string } | undefined;
   intel: { virustotalUrl: string; abuseipdbUrl: string };
   playbookDirs: string[];
   linkSecret: string | undefined;
   httpAllowPrivate: boolean;
   /** Set when SMTP_URL (and SMTP_FROM) are. Holds the SMTP password: never log it. */
   smtp: SmtpConfig | undefined;
+  /** Set when the Teams app credentials are. Holds the client secret: never log it. */
+  teams: TeamsConfig | undefined;
+  /** SENTchat, the built-in web chat. `oidc` holds the client secret when there is one: never log it. */
+  sentchat: {
+    realm: string;
+    apiTokenSignIn: boolean;
+    sessionHours: number;
+    oidc: { issuer: string; clientId: string; clientSecret: string | undefined } | undefined;
+  };
+}
+
+export interface TeamsConfig {
+  clientId: string;
+  clientSecret: string;
+  tenantId: string;
+  cloud: 'Public' | 'USGov' | 'USGovDoD' | 'China';
+  /** Overrides of the cloud's defaults (resolved in src/bot/teams/, so the Teams SDK loads only with Teams on). */
+  openIdMetadataUrl: string | undefined;
+  tokenUrl: string | undefined;
+  graphUrl: string | undefined;
+  serviceUrl: string;
+  incidentTeamId: string | undefined;
 }
 
 export interface SmtpConfig {
@@ -186,12 +251,26 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       details: { variables: [missing] },
     });
   }
+  const teams = teamsConfig(e);
   if (Boolean(e.SMTP_URL) !== Boolean(e.SMTP_FROM)) {
     // A mail server without a sender (or a sender without a server) would silently send nothing.
     const [missing, present] = e.SMTP_URL ? ['SMTP_FROM', 'SMTP_URL'] : ['SMTP_URL', 'SMTP_FROM'];
     throw new ReflexError('config.invalid', `${missing}: required when ${present} is set`, {
       safeMessage: `Invalid configuration: ${missing} is required when ${present} is set (e-mail needs both)`,
       details: { variables: [missing] },
+    });
+  }
+  if (Boolean(e.SENTCHAT_OIDC_ISSUER) !== Boolean(e.SENTCHAT_OIDC_CLIENT_ID)) {
+    const [missing, present] = e.SENTCHAT_OIDC_ISSUER ? ['SENTCHAT_OIDC_CLIENT_ID', 'SENTCHAT_OIDC_ISSUER'] : ['SENTCHAT_OIDC_ISSUER', 'SENTCHAT_OIDC_CLIENT_ID'];
+    throw new ReflexError('config.invalid', `${missing}: required when ${present} is set`, {
+      safeMessage: `Invalid configuration: ${missing} is required when ${present} is set (OIDC sign-in needs both)`,
+      details: { variables: [missing] },
+    });
+  }
+  if (e.SENTCHAT_OIDC_ISSUER && e.NODE_ENV === 'production' && new URL(e.SENTCHAT_OIDC_ISSUER).protocol !== 'https:') {
+    throw new ReflexError('config.invalid', 'SENTCHAT_OIDC_ISSUER: must be https when NODE_ENV=production', {
+      safeMessage: 'Invalid configuration: SENTCHAT_OIDC_ISSUER must be an https URL when NODE_ENV=production',
+      details: { variables: ['SENTCHAT_OIDC_ISSUER'] },
     });
   }
   return {
@@ -214,13 +293,64 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     ingest: { token: e.REFLEX_INGEST_TOKEN, maxBytes: e.REFLEX_INGEST_MAX_BYTES, highWater: e.REFLEX_INGEST_HIGH_WATER },
     slack:
       e.SLACK_SIGNING_SECRET && e.SLACK_BOT_TOKEN
-        ? { signingSecret: e.SLACK_SIGNING_SECRET, botToken: e.SLACK_BOT_TOKEN, apiUrl: e.SLACK_API_URL }
+        ? { signingSecret: e.SLACK_SIGNING_SECRET, botToken: e.SLACK_BOT_TOKEN, apiUrl: e.SLACK_API_URL, ...(e.SLACK_RESPONSE_URL_BASE ? { responseUrlBase: e.SLACK_RESPONSE_URL_BASE } : {}) }
         : undefined,
     intel: { virustotalUrl: e.VIRUSTOTAL_API_URL, abuseipdbUrl: e.ABUSEIPDB_API_URL },
     playbookDirs: (e.REFLEX_PLAYBOOK_DIRS ?? '').split(':').filter((d) => d !== '').map((d) => path.resolve(d)),
     linkSecret: e.REFLEX_LINK_SECRET,
     httpAllowPrivate: e.REFLEX_HTTP_ALLOW_PRIVATE ? e.REFLEX_HTTP_ALLOW_PRIVATE === 'true' : e.NODE_ENV !== 'production',
     smtp: e.SMTP_URL && e.SMTP_FROM ? smtpConfig(e.SMTP_URL, e.SMTP_FROM) : undefined,
+    teams,
+    sentchat: {
+      realm: e.SENTCHAT_REALM,
+      apiTokenSignIn: e.SENTCHAT_API_TOKEN_SIGNIN ? e.SENTCHAT_API_TOKEN_SIGNIN === 'true' : e.NODE_ENV !== 'production',
+      sessionHours: e.SENTCHAT_SESSION_HOURS,
+      oidc:
+        e.SENTCHAT_OIDC_ISSUER && e.SENTCHAT_OIDC_CLIENT_ID
+          ? { issuer: e.SENTCHAT_OIDC_ISSUER.replace(/\/+$/, ''), clientId: e.SENTCHAT_OIDC_CLIENT_ID, clientSecret: e.SENTCHAT_OIDC_CLIENT_SECRET }
+          : undefined,
+    },
+  };
+}
+
+/**
+ * Teams is on when its three credentials are set (TEAMS_ names first, then the SDK's own); a
+ * partial set would start a bot that answers nobody, so it stops the start naming what is missing.
+ */
+function teamsConfig(e: z.output<typeof envSchema>): TeamsConfig | undefined {
+  const given = {
+    TEAMS_CLIENT_ID: e.TEAMS_CLIENT_ID ?? e.CLIENT_ID,
+    TEAMS_CLIENT_SECRET: e.TEAMS_CLIENT_SECRET ?? e.CLIENT_SECRET,
+    TEAMS_TENANT_ID: e.TEAMS_TENANT_ID ?? e.TENANT_ID,
+  };
+  const missing = Object.entries(given).filter(([, v]) => v === undefined).map(([k]) => k);
+  if (missing.length === 3) return undefined;
+  for (const [name, fallback] of [['CLIENT_ID', e.TEAMS_CLIENT_ID], ['TENANT_ID', e.TEAMS_TENANT_ID]] as const) {
+    const value = e[name];
+    if (fallback === undefined && value !== undefined && !teamsGuid.safeParse(value).success) {
+      throw new ReflexError('config.invalid', `${name}: must be a GUID (read as TEAMS_${name})`, {
+        safeMessage: `Invalid configuration: ${name} must be a GUID when it stands in for TEAMS_${name}`,
+        details: { variables: [name] },
+      });
+    }
+  }
+  if (missing.length > 0) {
+    const present = Object.keys(given).filter((k) => !missing.includes(k));
+    throw new ReflexError('config.invalid', `${missing.join(', ')}: required when ${present.join(', ')} ${present.length === 1 ? 'is' : 'are'} set`, {
+      safeMessage: `Invalid configuration: ${missing.join(' and ')} required when ${present.join(' and ')} ${present.length === 1 ? 'is' : 'are'} set (Teams needs the client id, secret and tenant id)`,
+      details: { variables: missing },
+    });
+  }
+  return {
+    clientId: given.TEAMS_CLIENT_ID!,
+    clientSecret: given.TEAMS_CLIENT_SECRET!,
+    tenantId: given.TEAMS_TENANT_ID!,
+    cloud: e.TEAMS_CLOUD,
+    openIdMetadataUrl: e.TEAMS_OPENID_METADATA_URL,
+    tokenUrl: e.TEAMS_TOKEN_URL,
+    graphUrl: e.TEAMS_GRAPH_URL,
+    serviceUrl: e.TEAMS_SERVICE_URL,
+    incidentTeamId: e.TEAMS_INCIDENT_TEAM_ID,
   };
 }
 

@@ -2,7 +2,7 @@ import type { FeatureContext } from '../app/features.ts';
 import { DEFAULT_TENANT } from '../app/runtime.ts';
 import { CommandRegistry } from '../commands/registry.ts';
 import { ENGINE_PORTS } from '../engine/engine-ports.ts';
-import { ChatNotifier } from '../pipeline/chat-notifier.ts';
+import { ChatNotifier, registerChatNotifier } from '../pipeline/chat-notifier.ts';
 import { chatCommandDeps } from './command-deps.ts';
 import { DeliveryReceipts } from './delivery-receipts.ts';
 import { registerIncidentChannels } from './incident-channels/incident-channels.ts';
@@ -26,7 +26,7 @@ export const slackChat = {
   async register(ctx: FeatureContext, slack: NonNullable<FeatureContext['config']['slack']>): Promise<() => Promise<void>> {
     const log = ctx.logger.child({ component: 'chat' });
     const registry = new CommandRegistry();
-    const transport = new SlackTransport({ botToken: slack.botToken, apiUrl: slack.apiUrl });
+    const transport = new SlackTransport({ botToken: slack.botToken, apiUrl: slack.apiUrl, ...(slack.responseUrlBase ? { responseUrlBase: slack.responseUrlBase } : {}) });
     const outbox = new SlackOutbox(ctx.queues);
     const receipts = new DeliveryReceipts(ctx.store.db);
     ctx.registerQueue(CHAT_COMMANDS_QUEUE);
@@ -46,8 +46,7 @@ export const slackChat = {
     }
 
     // Pipeline alerts go to the tenant's `notify.chat.slack` channel, repeats into the thread.
-    const notifier = new ChatNotifier(transport);
-    ctx.seams.notifiers.push(notifier);
+    const stopNotifier = registerChatNotifier(ctx.seams.notifiers, new ChatNotifier(transport));
 
     // Playbook steps (chat.notify, approval cards) post through the same Slack app.
     ENGINE_PORTS.chat = transport;
@@ -74,7 +73,7 @@ export const slackChat = {
     return async () => {
       if (pruner) clearInterval(pruner);
       stopIncidentChannels();
-      ctx.seams.notifiers.splice(ctx.seams.notifiers.indexOf(notifier), 1);
+      stopNotifier();
       if (ENGINE_PORTS.chat === transport) ENGINE_PORTS.chat = undefined;
     };
   },

@@ -16,12 +16,16 @@ function isMessageRef(v: unknown, platform: ChatPlatform): v is MessageRef {
  * to thread the repeats.
  *
  * @example
- * ctx.seams.notifiers.push(new ChatNotifier(slackTransport));
+ * const stop = registerChatNotifier(ctx.seams.notifiers, new ChatNotifier(slackTransport));
  */
 export class ChatNotifier implements Notifier {
   readonly name: string;
 
-  constructor(private readonly transport: Pick<ChatTransport, 'platform' | 'post' | 'threadReply'>) {
+  constructor(
+    private readonly transport: Pick<ChatTransport, 'platform' | 'post' | 'threadReply'>,
+    /** Turns the configured channel into the transport's channel id (SENTchat: `<tenant>/<name>`). */
+    private readonly channelFor: (tenantId: string, configured: string) => string | Promise<string> = (_t, c) => c,
+  ) {
     this.name = `chat.${transport.platform}`;
   }
 
@@ -33,12 +37,21 @@ export class ChatNotifier implements Notifier {
     return this.channelOf(config) !== undefined;
   }
 
-  async send(input: { config: TenantPipelineConfig; message: ChatMessage; thread?: unknown }): Promise<{ ref: unknown }> {
+  async send(input: { tenantId: string; config: TenantPipelineConfig; message: ChatMessage; thread?: unknown }): Promise<{ ref: unknown }> {
     if (isMessageRef(input.thread, this.transport.platform) && input.thread.messageId) {
       await this.transport.threadReply(input.thread, input.message);
       return { ref: input.thread };
     }
-    const ref = await this.transport.post({ channelId: this.channelOf(input.config)! }, input.message);
+    const ref = await this.transport.post({ channelId: await this.channelFor(input.tenantId, this.channelOf(input.config)!) }, input.message);
     return { ref };
   }
+}
+
+/** Adds a chat notifier to the server's notifiers; returns how to take it out again. */
+export function registerChatNotifier(notifiers: Notifier[], notifier: ChatNotifier): () => void {
+  notifiers.push(notifier);
+  return () => {
+    const i = notifiers.indexOf(notifier);
+    if (i >= 0) notifiers.splice(i, 1);
+  };
 }

@@ -261,6 +261,54 @@ export interface IntelCacheTable {
   expires_at: ColumnType<Date, Date | string, Date | string>;
 }
 
+/** migrations/20261121_0006_sentchat.ts: SENTchat, the built-in web chat. */
+export interface SentchatChannelsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  name: string;
+  topic: ColumnType<string, string | undefined, string>;
+  kind: 'public' | 'incident' | 'dm';
+  private: ColumnType<boolean, boolean | undefined, boolean>;
+  created_by: string;
+  created_at: CreatedAt;
+}
+
+export interface SentchatChannelMembersTable {
+  channel_id: string;
+  principal_id: string;
+  added_by: string;
+  added_at: CreatedAt;
+}
+
+export interface SentchatMessagesTable {
+  id: Generated<string>;
+  seq: ColumnType<string, never, never>;
+  tenant_id: string;
+  channel_id: string;
+  thread_parent_id: string | null;
+  author_kind: 'user' | 'bot';
+  author_principal_id: string | null;
+  author_name: string;
+  text: string;
+  card: ColumnType<unknown, string | null | undefined, string | null>;
+  visible_to: string | null;
+  pinned: ColumnType<boolean, boolean | undefined, boolean>;
+  version: ColumnType<number, number | undefined, number>;
+  dedupe_key: string | null;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface SentchatSessionsTable {
+  token_sha256: string;
+  workspace: string;
+  user_id: string;
+  display_name: string;
+  method: 'api-token' | 'principal-token' | 'oidc';
+  created_at: CreatedAt;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+}
+
 export interface Database {
   ingest_credentials: IngestCredentialsTable;
   pipeline_counters: PipelineCountersTable;
@@ -284,6 +332,10 @@ export interface Database {
   secrets: SecretsTable;
   notification_throttle: NotificationThrottleTable;
   dead_letters: DeadLettersTable;
+  sentchat_channels: SentchatChannelsTable;
+  sentchat_channel_members: SentchatChannelMembersTable;
+  sentchat_messages: SentchatMessagesTable;
+  sentchat_sessions: SentchatSessionsTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

@@ -16,6 +16,8 @@ export interface SlackTransportOptions {
   botToken: string;
   /** `SLACK_API_URL`, e.g. https://slack.com/api/ */
   apiUrl: string;
+  /** `SLACK_RESPONSE_URL_BASE`: deliver response_url answers here instead (path kept), for a local stand-in. */
+  responseUrlBase?: string;
   timeoutMs?: number;
 }
 
@@ -38,9 +40,11 @@ export class SlackTransport implements ChatTransport {
   readonly platform = 'slack' as const;
   private readonly client: InstanceType<typeof webApi.WebClient>;
   private readonly timeoutMs: number;
+  private readonly responseUrlBase: string | undefined;
 
   constructor(opts: SlackTransportOptions) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.responseUrlBase = opts.responseUrlBase;
     this.client = new webApi.WebClient(opts.botToken, {
       slackApiUrl: opts.apiUrl,
       retryConfig: { retries: 0 },
@@ -119,6 +123,10 @@ export class SlackTransport implements ChatTransport {
   /** POSTs to a `response_url` (valid 30 min, 5 uses); 429 and 5xx are retryable. */
   async respond(responseUrl: string, body: SlackResponseBody): Promise<void> {
     let res: Response;
+    if (this.responseUrlBase) {
+      const u = new URL(responseUrl);
+      responseUrl = new URL(`${u.pathname}${u.search}`, this.responseUrlBase).toString();
+    }
     try {
       res = await fetch(responseUrl, {
         method: 'POST',

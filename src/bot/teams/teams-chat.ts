@@ -1,0 +1,132 @@
+import type { TeamsConfig } from '../../app/config.ts';
+import type { FeatureContext } from '../../app/features.ts';
+import { DEFAULT_TENANT } from '../../app/runtime.ts';
+import { ENGINE_PORTS } from '../../engine/engine-ports.ts';
+import { ChatNotifier, registerChatNotifier } from '../../pipeline/chat-notifier.ts';
+import { ReflexError } from '../../errors.ts';
+import { isNowSev1 } from '../../store/incidents.ts';
+import { chatCommandDeps } from '../command-deps.ts';
+import { DeliveryReceipts } from '../delivery-receipts.ts';
+import { ensureIncidentChannel, type IncidentChannelDeps, type IncidentChannelOutcome } from '../incident-channels/incident-channel.handler.ts';
+import { INCIDENT_CHANNEL_JOB_OPTIONS, incidentChannelJob, incidentChannelJobId, type IncidentChannelJob } from '../incident-channels/incident-channel-job.ts';
+import { registerIncidentChannels } from '../incident-channels/incident-channels.ts';
+import { TeamsIncidentChannels } from '../incident-channels/teams-incident-channels.ts';
+import { BotFrameworkAuth } from './bot-framework-auth.ts';
+import { startTeamsCommandWorker, TEAMS_COMMANDS_QUEUE } from './teams-command-worker.ts';
+import { teamsEndpoints } from './teams-endpoints.ts';
+import { TeamsGraph } from './teams-graph.ts';
+import { registerTeamsMessagesRoute, TEAMS_MESSAGES_PATH } from './teams-messages-route.ts';
+import { TEAMS_OUTBOX_QUEUE, TeamsOutbox } from './teams-outbox.ts';
+import { TeamsTokens } from './teams-tokens.ts';
+import { TeamsTransport } from './teams-transport.ts';
+
+const RECEIPT_TTL_MS = 24 * 3600_000;
+/** Teams' SEV1 queue when Slack's registration owns `chat.incident-channel`. */
+export const TEAMS_INCIDENT_CHANNEL_QUEUE = 'chat.teams.incident-channel';
+
+/**
+ * The Microsoft Teams side of the chat bot: the messaging endpoint (API processes), the command
+ * and outbox workers (worker processes), SEV1 channels in `TEAMS_INCIDENT_TEAM_ID`. Loaded by
+ * chatFeature only when the Teams app credentials are set, so the Teams SDK costs nothing
+ * otherwise.
+ *
+ * In embedded mode a Teams tenant nobody mapped belongs to the `default` tenant; otherwise it must
+ * be mapped with `reflex role workspace teams:<Entra tenant id> <tenant>`.
+ */
+export const teamsChat = {
+  async register(ctx: FeatureContext, teams: TeamsConfig): Promise<() => Promise<void>> {
+    const log = ctx.logger.child({ component: 'teams' });
+    const endpoints = teamsEndpoints(teams);
+    const tokens = new TeamsTokens({ tokenUrl: endpoints.tokenUrl, clientId: teams.clientId, clientSecret: teams.clientSecret });
+    const graph = new TeamsGraph({ baseUrl: endpoints.graphUrl, tokens, scope: endpoints.graphScope });
+    const transport = new TeamsTransport({
+      tokens,
+      botScope: endpoints.botScope,
+      serviceUrl: endpoints.serviceUrl,
+      clientId: teams.clientId,
+      tenantId: teams.tenantId,
+      graph,
+      ...(teams.incidentTeamId ? { incidentTeamId: teams.incidentTeamId } : {}),
+      logger: log,
+    });
+    const outbox = new TeamsOutbox(ctx.queues);
+    const receipts = new DeliveryReceipts(ctx.store.db);
+    ctx.registerQueue(TEAMS_COMMANDS_QUEUE);
+    ctx.registerQueue(TEAMS_OUTBOX_QUEUE);
+    const commands = chatCommandDeps(ctx, (err, c) => log.error({ err, command: c.command, tenant: c.tenantId }, 'teams command failed'));
+
+    if (ctx.role === 'all') {
+      const auth = new BotFrameworkAuth({ clientId: teams.clientId, openIdMetadataUrl: endpoints.openIdMetadataUrl, defaultIssuer: endpoints.tokenIssuer, logger: log });
+      await registerTeamsMessagesRoute(ctx.http, { auth, queues: ctx.queues, receipts, db: ctx.store.db, commands, outbox, logger: log });
+      ctx.hint(`Teams        messaging endpoint ${TEAMS_MESSAGES_PATH} (manifests/teams/manifest.json)`);
+    }
+
+    // Playbook steps post through Teams when it is the only chat platform besides SENTchat (Slack sets it first otherwise).
+    ENGINE_PORTS.chat ??= transport;
+
+    // Pipeline alerts go to the tenant's `notify.chat.teams` conversation, repeats into the thread.
+    const stopNotifier = registerChatNotifier(ctx.seams.notifiers, new ChatNotifier(transport));
+
+    let stopIncidentChannels = () => {};
+    if (teams.incidentTeamId) {
+      stopIncidentChannels = registerTeamsIncidentChannels(ctx, {
+        db: ctx.store.db,
+        platforms: [new TeamsIncidentChannels(transport)],
+        ...(ctx.config.mode === 'embedded' ? { fallbackTenant: DEFAULT_TENANT } : {}),
+      });
+    } else if (ctx.role === 'all') {
+      ctx.hint('Teams        no SEV1 channels (set TEAMS_INCIDENT_TEAM_ID; see docs/CHAT.md)');
+    }
+
+    let pruner: NodeJS.Timeout | undefined;
+    if (ctx.config.runWorkers) {
+      const concurrency = Math.min(ctx.config.workerConcurrency, 8);
+      startTeamsCommandWorker(ctx.queues, { commands, outbox }, { concurrency });
+      outbox.startWorker(transport, {
+        concurrency,
+        onDeadLetter: (info) => log.error({ jobId: info.jobId, op: info.name, error: info.error, attempts: info.attempts }, `teams message dead-lettered; replay from ${TEAMS_OUTBOX_QUEUE}.dlq`),
+      });
+      // Slack's pruner clears the same receipts table when Slack runs; this one covers Teams alone.
+      if (!ctx.config.slack) {
+        const prune = () => receipts.prune(new Date(Date.now() - RECEIPT_TTL_MS)).catch((err: unknown) => log.warn({ err }, 'pruning chat delivery receipts failed'));
+        pruner = setInterval(prune, 3600_000);
+        pruner.unref();
+      }
+    }
+    return async () => {
+      if (pruner) clearInterval(pruner);
+      stopIncidentChannels();
+      stopNotifier();
+      if (ENGINE_PORTS.chat === transport) ENGINE_PORTS.chat = undefined;
+    };
+  },
+};
+
+/**
+ * SEV1 channels on Teams. Alone, through `registerIncidentChannels`. With Slack, whose
+ * registration owns `chat.incident-channel` with Slack's platform list (one job per incident,
+ * taken by one worker), on a queue of its own running the same handler for Teams.
+ */
+function registerTeamsIncidentChannels(ctx: FeatureContext, deps: IncidentChannelDeps): () => void {
+  if (!ctx.config.slack) return registerIncidentChannels(ctx, deps);
+  const log = ctx.logger.child({ component: 'teams-incident-channel' });
+  ctx.registerQueue(TEAMS_INCIDENT_CHANNEL_QUEUE);
+  const off = ctx.seams.incidentEvents.on(async (event) => {
+    if (!isNowSev1(event) || event.incident.status === 'closed') return;
+    const job: IncidentChannelJob = { tenantId: event.incident.tenant_id, incidentId: event.incident.id };
+    await ctx.queues.add(TEAMS_INCIDENT_CHANNEL_QUEUE, 'ensure', job, { ...INCIDENT_CHANNEL_JOB_OPTIONS, jobId: incidentChannelJobId(event.incident.id) });
+  });
+  if (ctx.config.runWorkers) {
+    ctx.queues.createWorker<IncidentChannelJob, IncidentChannelOutcome[]>({
+      name: TEAMS_INCIDENT_CHANNEL_QUEUE,
+      concurrency: 2,
+      processor: async (job) => {
+        const data = incidentChannelJob.safeParse(job.data);
+        if (!data.success) throw new ReflexError('input.invalid', `${TEAMS_INCIDENT_CHANNEL_QUEUE} job data invalid`, { retryable: false });
+        return ensureIncidentChannel(data.data, deps);
+      },
+      onDeadLetter: (info) => log.error({ jobId: info.jobId, error: info.error, attempts: info.attempts }, `SEV1 Teams channel failed; replay from ${TEAMS_INCIDENT_CHANNEL_QUEUE}.dlq`),
+    });
+  }
+  return off;
+}
