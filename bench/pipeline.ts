@@ -1,14 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { QueueSystem } from '../src/app/queue.ts';
 import { buildStorm, postStorm, type StormAlert } from '../tests/helpers/alert-storm.ts';
+import { runCli, startReflex, vendorStandIn, type Child } from './harness.ts';
 import { fmt, percentile } from './stats.ts';
 
 /**
@@ -25,74 +22,6 @@ const SINGLE_POSTS = Number(process.env.BENCH_SINGLE_POSTS ?? 5000);
 const BATCH_ALERTS = Number(process.env.BENCH_BATCH_ALERTS ?? 50_000);
 const E2E_ALERTS = Number(process.env.BENCH_E2E_ALERTS ?? 20_000);
 const SEV1_SHARE = 0.02;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(a.port));
-    });
-  });
-}
-
-/** VirusTotal and AbuseIPDB on 127.0.0.1, answering every lookup with the fixture payloads. */
-async function vendorStandIn(): Promise<{ url: string; close(): Promise<void>; calls: () => number }> {
-  const fixtures = path.resolve(process.cwd(), '../shared/fixtures/intel');
-  const vt = JSON.parse(readFileSync(path.join(fixtures, 'virustotal_v3_domains__demisto_VirusTotalV3_domain.json'), 'utf8')) as { data: object };
-  const abuse = JSON.parse(readFileSync(path.join(fixtures, 'abuseipdb_v2_check_verbose__rapid7_check_ip_data.json'), 'utf8')) as { data: object };
-  let calls = 0;
-  const server = http.createServer((req, res) => {
-    calls += 1;
-    res.setHeader('content-type', 'application/json');
-    if (req.url?.startsWith('/api/v3/')) res.end(JSON.stringify({ data: { ...vt.data, type: 'ip_address', id: req.url.split('/').pop() } }));
-    else if (req.url?.startsWith('/api/v2/check')) res.end(JSON.stringify(abuse));
-    else res.writeHead(404).end('{}');
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())), calls: () => calls };
-}
-
-interface Child {
-  url: string;
-  env: NodeJS.ProcessEnv;
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startReflex(env: NodeJS.ProcessEnv): Promise<Child> {
-  const port = await freePort();
-  const full = { ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
-  const child = spawn(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', 'bin/reflex.mjs', 'start'], { env: full, stdio: ['ignore', 'ignore', 'inherit'] });
-  const url = `http://127.0.0.1:${port}`;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`reflex start exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) break;
-    } catch {
-      // starting
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    url,
-    env: full,
-    child,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    },
-  };
-}
-
-async function runCli(env: NodeJS.ProcessEnv, args: string[], stdin: string): Promise<void> {
-  const c = spawn(process.execPath, ['--no-node-snapshot', 'bin/reflex.mjs', ...args], { env: { ...env, REFLEX_QUIET_LAUNCH: '1' }, stdio: ['pipe', 'ignore', 'inherit'] });
-  c.stdin!.end(stdin);
-  const [code] = (await once(c, 'exit')) as [number];
-  if (code !== 0) throw new Error(`reflex ${args.join(' ')} exited ${code}`);
-}
 
 async function stats(c: Child, apiToken: string): Promise<{ accepted: number; in_flight: number; new: number; deduplicated: number; suppressed: number; dead_lettered: number }> {
   return (await (await fetch(`${c.url}/api/v1/pipeline/stats`, { headers: { authorization: `Bearer ${apiToken}` } })).json()) as never;

@@ -6,6 +6,7 @@ const BENCHES: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   boot: () => import('./boot.ts'),
   pipeline: () => import('./pipeline.ts'),
   engine: () => import('./engine.ts'),
+  chat: () => import('./chat.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -1,0 +1,79 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+
+/**
+ * What the benchmarks share: a free port, the server as a child process (`reflex start`), the
+ * `reflex` CLI, and VirusTotal/AbuseIPDB stand-ins answering with the fixture payloads.
+ */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(a.port));
+    });
+  });
+}
+
+/** VirusTotal and AbuseIPDB on 127.0.0.1, answering every lookup with the fixture payloads. */
+export async function vendorStandIn(): Promise<{ url: string; close(): Promise<void>; calls: () => number }> {
+  const fixtures = path.resolve(process.cwd(), '../shared/fixtures/intel');
+  const vt = JSON.parse(readFileSync(path.join(fixtures, 'virustotal_v3_domains__demisto_VirusTotalV3_domain.json'), 'utf8')) as { data: object };
+  const abuse = JSON.parse(readFileSync(path.join(fixtures, 'abuseipdb_v2_check_verbose__rapid7_check_ip_data.json'), 'utf8')) as { data: object };
+  let calls = 0;
+  const server = http.createServer((req, res) => {
+    calls += 1;
+    res.setHeader('content-type', 'application/json');
+    if (req.url?.startsWith('/api/v3/')) res.end(JSON.stringify({ data: { ...vt.data, type: 'ip_address', id: req.url.split('/').pop() } }));
+    else if (req.url?.startsWith('/api/v2/check')) res.end(JSON.stringify(abuse));
+    else res.writeHead(404).end('{}');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())), calls: () => calls };
+}
+
+export interface Child {
+  url: string;
+  env: NodeJS.ProcessEnv;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function startReflex(env: NodeJS.ProcessEnv): Promise<Child> {
+  const port = await freePort();
+  const full = { ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
+  const child = spawn(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', 'bin/reflex.mjs', 'start'], { env: full, stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`reflex start exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) break;
+    } catch {
+      // starting
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    env: full,
+    child,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+export async function runCli(env: NodeJS.ProcessEnv, args: string[], stdin: string): Promise<void> {
+  const c = spawn(process.execPath, ['--no-node-snapshot', 'bin/reflex.mjs', ...args], { env: { ...env, REFLEX_QUIET_LAUNCH: '1' }, stdio: ['pipe', 'ignore', 'inherit'] });
+  c.stdin!.end(stdin);
+  const [code] = (await once(c, 'exit')) as [number];
+  if (code !== 0) throw new Error(`reflex ${args.join(' ')} exited ${code}`);
+}
+
