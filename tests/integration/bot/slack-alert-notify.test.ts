@@ -58,9 +58,12 @@ describe('alert notifications in Slack', () => {
     expect(posts[1]).toMatchObject({ channel: CHANNEL, thread_ts: POSTED.ts });
     expect(String(posts[1]!.text)).toMatch(/^2nd occurrence of /);
 
-    const throttle = await s.store.db.selectFrom('notification_throttle').selectAll().where('tenant_id', '=', 'acme').where('channel', '=', 'chat.slack').execute();
-    expect(throttle).toHaveLength(1);
-    expect(throttle[0]!.sent).toBe(2);
+    // The send is recorded after Slack answered: wait for that commit, not just for the call.
+    await eventually(async () => {
+      const throttle = await s.store.db.selectFrom('notification_throttle').selectAll().where('tenant_id', '=', 'acme').where('channel', '=', 'chat.slack').execute();
+      expect(throttle).toHaveLength(1);
+      expect(throttle[0]!.sent).toBe(2);
+    });
     expect(nock.pendingMocks()).toEqual([]);
   });
 });
