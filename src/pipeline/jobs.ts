@@ -54,8 +54,21 @@ export const alertJob = z.preprocess(
     batchKey: z.string().min(1).max(200).optional(),
     /** For notify: 'first' message or a 'repeat' update. */
     kind: z.enum(['first', 'repeat']).optional(),
+    /**
+     * SEV1/SEV2 alerts: their jobs carry no BullMQ priority, so they overtake the prioritized
+     * (SEV3/SEV4) backlog of a storm at every per-alert stage.
+     */
+    urgent: z.boolean().optional(),
   }),
 );
+
+/** BullMQ processes jobs without a priority before prioritized ones: routine alerts get this one. */
+export const ROUTINE_PRIORITY = 10;
+
+/** Job options for a per-alert job: no priority for urgent alerts, the routine one otherwise. */
+export function alertJobPriority(urgent: boolean | undefined): { priority?: number } {
+  return urgent ? {} : { priority: ROUTINE_PRIORITY };
+}
 export type AlertJob = z.infer<typeof alertJob>;
 
 /** One alert of a batch, as a stage handles it. */

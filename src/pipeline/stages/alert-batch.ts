@@ -1,6 +1,6 @@
 import type { QueueSystem } from '../../app/queue.ts';
 import { toReflexError } from '../../errors.ts';
-import { PIPELINE_QUEUES, type AlertJob, type AlertRef, type PipelineStage } from '../jobs.ts';
+import { alertJobPriority, PIPELINE_QUEUES, type AlertJob, type AlertRef, type PipelineStage } from '../jobs.ts';
 
 export interface AlertBatchOptions<R> {
   stage: PipelineStage;
@@ -61,8 +61,8 @@ export async function runAlertBatch<R>(job: AlertJob, opts: AlertBatchOptions<R>
         PIPELINE_QUEUES[opts.stage],
         split.map((alertId) => ({
           name: 'alert',
-          data: { tenantId: job.tenantId, alertIds: [alertId], ...(job.kind ? { kind: job.kind } : {}) } satisfies AlertJob,
-          opts: { jobId: nextJobId(opts.stage, alertId) },
+          data: { tenantId: job.tenantId, alertIds: [alertId], ...(job.kind ? { kind: job.kind } : {}), ...(job.urgent ? { urgent: true } : {}) } satisfies AlertJob,
+          opts: { jobId: nextJobId(opts.stage, alertId), ...alertJobPriority(job.urgent) },
         })),
       );
     }
@@ -76,8 +76,8 @@ export async function runAlertBatch<R>(job: AlertJob, opts: AlertBatchOptions<R>
       await opts.queues.add(
         PIPELINE_QUEUES[next.stage],
         next.kind ?? 'alert',
-        { tenantId: job.tenantId, alertIds: handled, batchKey: jobKey, ...(next.kind ? { kind: next.kind } : {}) } satisfies AlertJob,
-        { jobId: nextJobId(next.stage, jobKey, next.kind) },
+        { tenantId: job.tenantId, alertIds: handled, batchKey: jobKey, ...(next.kind ? { kind: next.kind } : {}), ...(job.urgent ? { urgent: true } : {}) } satisfies AlertJob,
+        { jobId: nextJobId(next.stage, jobKey, next.kind), ...alertJobPriority(job.urgent) },
       );
     }
   }

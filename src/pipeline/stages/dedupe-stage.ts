@@ -7,11 +7,13 @@ import type { Database, EventsTable } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
 import type { SentinelEvent } from '../event.ts';
 import { fingerprintOf, titleOf } from '../fingerprint.ts';
-import { ALERT_BATCH, PIPELINE_QUEUES, type AlertJob, type DedupeJob } from '../jobs.ts';
+import { ALERT_BATCH, alertJobPriority, PIPELINE_QUEUES, type AlertJob, type DedupeJob } from '../jobs.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
 
 export interface DedupeResult {
   newAlertIds: string[];
+  /** The SEV1/SEV2 ones among them (absent in batch markers written before priorities). */
+  urgentAlertIds?: string[];
   repeatAlertIds: string[];
   suppressed: number;
   deduplicated: number;
@@ -157,6 +159,7 @@ export async function runDedupeStage(job: DedupeJob, deps: { db: Kysely<Database
     await incrementCounters(trx, [{ tenantId: job.tenantId, delta: { new: created.length, deduplicated, suppressed } }]);
     const outcome: DedupeResult = {
       newAlertIds: created.map((a) => a.id),
+      urgentAlertIds: created.filter((a) => a.severity <= 2).map((a) => a.id),
       repeatAlertIds: [...open.values()].filter((a) => a.added > 0).map((a) => a.id),
       suppressed,
       deduplicated,
@@ -174,10 +177,19 @@ export async function runDedupeStage(job: DedupeJob, deps: { db: Kysely<Database
   // After commit: hand new alerts on, and schedule at most one "Nth occurrence" update per alert
   // per repeat interval (the job id carries the interval's bucket).
   const bucket = Math.floor(Date.now() / 1000 / config.notify.repeat_interval_seconds);
-  const jobs: { name: string; data: AlertJob; opts: { jobId: string } }[] = [];
-  for (let i = 0; i < result.newAlertIds.length; i += ALERT_BATCH) {
-    const batchKey = `${job.batchId}-${i / ALERT_BATCH}`;
-    jobs.push({ name: 'alert', data: { tenantId: job.tenantId, alertIds: result.newAlertIds.slice(i, i + ALERT_BATCH), batchKey }, opts: { jobId: `enrich-${batchKey}` } });
+  // Urgent (SEV1/SEV2) alerts travel in chunks of their own that overtake the routine backlog.
+  const urgentIds = new Set(result.urgentAlertIds ?? []);
+  const jobs: { name: string; data: AlertJob; opts: { jobId: string; priority?: number } }[] = [];
+  for (const urgent of [true, false]) {
+    const ids = result.newAlertIds.filter((id) => urgentIds.has(id) === urgent);
+    for (let i = 0; i < ids.length; i += ALERT_BATCH) {
+      const batchKey = `${job.batchId}-${urgent ? 'u' : 'r'}${i / ALERT_BATCH}`;
+      jobs.push({
+        name: 'alert',
+        data: { tenantId: job.tenantId, alertIds: ids.slice(i, i + ALERT_BATCH), batchKey, ...(urgent ? { urgent: true } : {}) },
+        opts: { jobId: `enrich-${batchKey}`, ...alertJobPriority(urgent) },
+      });
+    }
   }
   if (jobs.length) await deps.queues.addBulk(PIPELINE_QUEUES.enrich, jobs);
   const repeats = result.repeatAlertIds.filter((id) => !result.newAlertIds.includes(id));

@@ -19,7 +19,7 @@ describe('per-alert stages over batch jobs', () => {
   });
 
   async function waiting(queue: string) {
-    return (await qs!.queue(queue).getJobs(['waiting', 'delayed'])).map((j) => ({ id: j.id, data: j.data as AlertJob }));
+    return (await qs!.queue(queue).getJobs(['waiting', 'prioritized', 'delayed'])).map((j) => ({ id: j.id, data: j.data as AlertJob }));
   }
 
   it('hands the handled alerts on in one job and re-queues a failing one alone', async () => {
@@ -53,6 +53,25 @@ describe('per-alert stages over batch jobs', () => {
     // The same batch run again (a worker died after queueing) adds nothing new.
     await runAlertBatch(job, { stage: 'enrich', queues: qs, concurrency: 2, perAlert: async () => 1, next: [{ stage: 'case' }] });
     expect(await waiting(PIPELINE_QUEUES.case)).toHaveLength(1);
+  });
+
+  it('keeps SEV1/SEV2 batches unprioritised (ahead of the routine backlog) at the next stage', async () => {
+    config = redis.fresh();
+    qs = new QueueSystem(config);
+    const run = (job: AlertJob) => runAlertBatch(job, { stage: 'case', queues: qs!, concurrency: 2, perAlert: async () => 1, next: [{ stage: 'notify', kind: 'first' }] });
+    await run({ tenantId: 'acme', alertIds: [randomUUID(), randomUUID()], batchKey: 'b2-r0' });
+    await run({ tenantId: 'acme', alertIds: [randomUUID()], batchKey: 'b2-u0', urgent: true });
+    const jobs = await qs.queue(PIPELINE_QUEUES.notify).getJobs(['waiting', 'prioritized']);
+    const byId = new Map(jobs.map((j) => [j.id, j]));
+    expect(byId.get('notify-b2-u0-first')!.opts.priority ?? 0).toBe(0);
+    expect((byId.get('notify-b2-u0-first')!.data as AlertJob).urgent).toBe(true);
+    expect(byId.get('notify-b2-r0-first')!.opts.priority).toBe(10);
+    // A worker takes the urgent one first although it was queued last.
+    const order: string[] = [];
+    await new Promise<void>((resolve) => {
+      qs!.createWorker({ name: PIPELINE_QUEUES.notify, concurrency: 1, processor: async (job) => { order.push(job.id!); if (order.length === 2) resolve(); } });
+    });
+    expect(order).toEqual(['notify-b2-u0-first', 'notify-b2-r0-first']);
   });
 
   it('lets a single-alert job fail as a whole, so BullMQ retries and dead-letters it', async () => {
