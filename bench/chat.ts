@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createDatabase } from '../src/store/database.ts';
 import { grantRole } from '../src/store/principals.ts';
-import { runCli, startReflex, vendorStandIn } from './harness.ts';
+import { perBackend, printBackend, runCli, startReflex, vendorStandIn } from './harness.ts';
 import { fmt, percentile } from './stats.ts';
 
 /**
@@ -142,14 +142,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
     await slack.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
-  console.log(`\n## ${backend === 'redis' ? 'Redis' : 'PostgreSQL (embedded)'} queue backend`);
-  for (const l of lines) console.log(`- ${l}`);
+  printBackend(backend, lines);
 }
 
-export async function run(): Promise<void> {
-  const only = process.env.BENCH_BACKEND;
-  for (const backend of ['redis', 'postgres'] as const) {
-    if (only && only !== backend) continue;
-    await benchBackend(backend);
-  }
-}
+export const run = (): Promise<void> => perBackend(benchBackend);

@@ -77,3 +77,18 @@ export async function runCli(env: NodeJS.ProcessEnv, args: string[], stdin: stri
   if (code !== 0) throw new Error(`reflex ${args.join(' ')} exited ${code}`);
 }
 
+
+export type Backend = 'redis' | 'postgres';
+
+/** Runs a benchmark on each queue backend, or only on BENCH_BACKEND when set. */
+export async function perBackend(bench: (backend: Backend) => Promise<void>): Promise<void> {
+  for (const backend of ['redis', 'postgres'] as const) {
+    if (process.env.BENCH_BACKEND && process.env.BENCH_BACKEND !== backend) continue;
+    await bench(backend);
+  }
+}
+
+export function printBackend(backend: Backend, lines: readonly string[]): void {
+  console.log(`\n## ${backend === 'redis' ? 'Redis' : 'PostgreSQL (embedded)'} queue backend`);
+  for (const l of lines) console.log(`- ${l}`);
+}

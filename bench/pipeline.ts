@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { QueueSystem } from '../src/app/queue.ts';
 import { buildStorm, postStorm, type StormAlert } from '../tests/helpers/alert-storm.ts';
-import { runCli, startReflex, vendorStandIn, type Child } from './harness.ts';
+import { perBackend, printBackend, runCli, startReflex, vendorStandIn, type Child } from './harness.ts';
 import { fmt, percentile } from './stats.ts';
 
 /**
@@ -167,14 +167,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
     await vendors.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
-  console.log(`\n## ${backend === 'redis' ? 'Redis' : 'PostgreSQL (embedded)'} queue backend`);
-  for (const l of lines) console.log(`- ${l}`);
+  printBackend(backend, lines);
 }
 
-export async function run(): Promise<void> {
-  const only = process.env.BENCH_BACKEND;
-  for (const backend of ['redis', 'postgres'] as const) {
-    if (only && only !== backend) continue;
-    await benchBackend(backend);
-  }
-}
+export const run = (): Promise<void> => perBackend(benchBackend);

@@ -44,3 +44,10 @@ export class DeliveryReceipts {
     return Number(res.numDeletedRows);
   }
 }
+
+/** Prunes receipts older than `ttlMs` every hour; returns how to stop. */
+export function startReceiptPruner(receipts: DeliveryReceipts, ttlMs: number, onError: (err: unknown) => void): () => void {
+  const timer = setInterval(() => void receipts.prune(new Date(Date.now() - ttlMs)).catch(onError), 3600_000);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -4,7 +4,7 @@ import { CommandRegistry } from '../commands/registry.ts';
 import { ENGINE_PORTS } from '../engine/engine-ports.ts';
 import { ChatNotifier, registerChatNotifier } from '../pipeline/chat-notifier.ts';
 import { chatCommandDeps } from './command-deps.ts';
-import { DeliveryReceipts } from './delivery-receipts.ts';
+import { DeliveryReceipts, startReceiptPruner } from './delivery-receipts.ts';
 import { registerIncidentChannels } from './incident-channels/incident-channels.ts';
 import { SlackIncidentChannels } from './incident-channels/slack-incident-channels.ts';
 import { CHAT_COMMANDS_QUEUE, startSlackCommandWorker } from './slack/slack-command-worker.ts';
@@ -58,7 +58,7 @@ export const slackChat = {
       ...(ctx.config.mode === 'embedded' ? { fallbackTenant: DEFAULT_TENANT } : {}),
     });
 
-    let pruner: NodeJS.Timeout | undefined;
+    let stopPruner = () => {};
     if (ctx.config.runWorkers) {
       const concurrency = Math.min(ctx.config.workerConcurrency, 8);
       startSlackCommandWorker(ctx.queues, { commands, transport, outbox }, { concurrency });
@@ -66,12 +66,10 @@ export const slackChat = {
         concurrency,
         onDeadLetter: (info) => log.error({ jobId: info.jobId, op: info.name, error: info.error, attempts: info.attempts }, 'chat message dead-lettered; replay from chat.outbox.dlq'),
       });
-      const prune = () => receipts.prune(new Date(Date.now() - RECEIPT_TTL_MS)).catch((err: unknown) => log.warn({ err }, 'pruning chat delivery receipts failed'));
-      pruner = setInterval(prune, 3600_000);
-      pruner.unref();
+      stopPruner = startReceiptPruner(receipts, RECEIPT_TTL_MS, (err) => log.warn({ err }, 'pruning chat delivery receipts failed'));
     }
     return async () => {
-      if (pruner) clearInterval(pruner);
+      stopPruner();
       stopIncidentChannels();
       stopNotifier();
       if (ENGINE_PORTS.chat === transport) ENGINE_PORTS.chat = undefined;

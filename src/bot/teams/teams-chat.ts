@@ -6,7 +6,7 @@ import { ChatNotifier, registerChatNotifier } from '../../pipeline/chat-notifier
 import { ReflexError } from '../../errors.ts';
 import { isNowSev1 } from '../../store/incidents.ts';
 import { chatCommandDeps } from '../command-deps.ts';
-import { DeliveryReceipts } from '../delivery-receipts.ts';
+import { DeliveryReceipts, startReceiptPruner } from '../delivery-receipts.ts';
 import { ensureIncidentChannel, type IncidentChannelDeps, type IncidentChannelOutcome } from '../incident-channels/incident-channel.handler.ts';
 import { INCIDENT_CHANNEL_JOB_OPTIONS, incidentChannelJob, incidentChannelJobId, type IncidentChannelJob } from '../incident-channels/incident-channel-job.ts';
 import { registerIncidentChannels } from '../incident-channels/incident-channels.ts';
@@ -78,7 +78,7 @@ export const teamsChat = {
       ctx.hint('Teams        no SEV1 channels (set TEAMS_INCIDENT_TEAM_ID; see docs/CHAT.md)');
     }
 
-    let pruner: NodeJS.Timeout | undefined;
+    let stopPruner = () => {};
     if (ctx.config.runWorkers) {
       const concurrency = Math.min(ctx.config.workerConcurrency, 8);
       startTeamsCommandWorker(ctx.queues, { commands, outbox }, { concurrency });
@@ -88,13 +88,11 @@ export const teamsChat = {
       });
       // Slack's pruner clears the same receipts table when Slack runs; this one covers Teams alone.
       if (!ctx.config.slack) {
-        const prune = () => receipts.prune(new Date(Date.now() - RECEIPT_TTL_MS)).catch((err: unknown) => log.warn({ err }, 'pruning chat delivery receipts failed'));
-        pruner = setInterval(prune, 3600_000);
-        pruner.unref();
+        stopPruner = startReceiptPruner(receipts, RECEIPT_TTL_MS, (err) => log.warn({ err }, 'pruning chat delivery receipts failed'));
       }
     }
     return async () => {
-      if (pruner) clearInterval(pruner);
+      stopPruner();
       stopIncidentChannels();
       stopNotifier();
       if (ENGINE_PORTS.chat === transport) ENGINE_PORTS.chat = undefined;
