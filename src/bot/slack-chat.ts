@@ -60,8 +60,12 @@ export const slackChat = {
 
     let stopPruner = () => {};
     if (ctx.config.runWorkers) {
-      const concurrency = Math.min(ctx.config.workerConcurrency, 8);
-      startSlackCommandWorker(ctx.queues, { commands, transport, outbox }, { concurrency });
+      const concurrency = ctx.config.workerConcurrency;
+      startSlackCommandWorker(
+        ctx.queues,
+        { commands, transport, outbox, onDirectFailure: (err) => log.warn({ err }, 'answering a Slack command directly failed; the outbox retries it') },
+        { concurrency },
+      );
       outbox.startWorker(transport, {
         concurrency,
         onDeadLetter: (info) => log.error({ jobId: info.jobId, op: info.name, error: info.error, attempts: info.attempts }, 'chat message dead-lettered; replay from chat.outbox.dlq'),

@@ -1,7 +1,7 @@
 import type { ChatMessage, Invocation } from '../bot/chat-types.ts';
 import { assertNever, chatSafeText, toReflexError } from '../errors.ts';
-import { auditedWrite } from '../store/audit-log.ts';
-import { formatIdentity, resolvePrincipal, resolveWorkspaceTenant, type ChatIdentityRef } from '../store/principals.ts';
+import { recordAudit } from '../store/audit-log.ts';
+import { formatIdentity, resolveCaller, type ChatIdentityRef } from '../store/principals.ts';
 import { describeArgsError, type AnyCommand, type CommandArgsInput, type CommandDeps } from './command.ts';
 import { problem } from './format.ts';
 import { CommandRegistry } from './registry.ts';
@@ -53,19 +53,18 @@ export async function dispatch(inbound: InboundInvocation, deps: CommandDeps, re
   const quietRefusal = inbound.reaction !== undefined;
 
   const refuse = async (tenantId: string | null, reason: string, message: ChatMessage, command?: string): Promise<DispatchResult> => {
-    await auditedWrite(deps.db, actor, async (_trx, audit) =>
-      audit({
+    await recordAudit(deps.db, actor, [
+      {
         tenantId,
         action: 'command.refused',
         target: `chat:${actor}`,
         delta: { reason, via, channel: inbound.channel.id, ...(command ? { command } : {}), ...(inbound.deliveryId ? { deliveryId: inbound.deliveryId } : {}) },
-      }),
-    );
+      },
+    ]);
     return { outcome: 'refused', ...(command ? { command } : {}), ...(tenantId ? { tenantId } : {}), message: quietRefusal ? null : message };
   };
 
-  const mapped = await resolveWorkspaceTenant(deps.db, inbound.platform, inbound.user.workspace);
-  const tenantId = mapped ?? deps.fallbackTenant;
+  const { tenantId, principal } = await resolveCaller(deps.db, identity, deps.fallbackTenant);
   if (!tenantId) {
     return refuse(null, 'workspace_not_connected', {
       text:
@@ -75,7 +74,6 @@ export async function dispatch(inbound: InboundInvocation, deps: CommandDeps, re
     });
   }
 
-  const principal = await resolvePrincipal(deps.db, identity, tenantId);
   if (!principal || principal.roles.length === 0) {
     return refuse(tenantId, principal ? 'no_role' : 'unknown_user', {
       text:
@@ -120,8 +118,8 @@ export async function dispatch(inbound: InboundInvocation, deps: CommandDeps, re
   }
 
   try {
-    await auditedWrite(deps.db, actor, async (_trx, audit) =>
-      audit({
+    await recordAudit(deps.db, actor, [
+      {
         tenantId,
         action: `command.${command.name.replace(/ /g, '.')}`,
         target: `chat:${actor}`,
@@ -131,8 +129,8 @@ export async function dispatch(inbound: InboundInvocation, deps: CommandDeps, re
           args: auditArgs(parsed.data),
           ...(inbound.deliveryId ? { deliveryId: inbound.deliveryId } : {}),
         },
-      }),
-    );
+      },
+    ]);
   } catch (err) {
     // The command's own writes are committed and audited; losing this record must not lose the answer.
     deps.onError?.(err, { command: command.name, tenantId });

@@ -1,4 +1,4 @@
-import type { ColumnType, Kysely } from 'kysely';
+import { sql, type ColumnType, type Kysely } from 'kysely';
 import { z } from 'zod';
 import { ReflexError } from '../errors.ts';
 import { auditedWrite } from './audit-log.ts';
@@ -234,6 +234,43 @@ export async function listRoles(db: Kysely<Database>, filter: { tenantId?: strin
       identities: (byPrincipal.get(r.principal_id) ?? []).sort(),
     }))
     .sort((a, b) => a.tenantId.localeCompare(b.tenantId) || a.displayName.localeCompare(b.displayName) || a.principalId.localeCompare(b.principalId) || byRoleOrder(a.role, b.role));
+}
+
+/**
+ * Who is calling and for which tenant, in one round trip (the chat command path runs this for
+ * every invocation): the tenant the workspace is mapped to, else `fallbackTenant`; the principal
+ * behind the identity, if any, with its roles in that tenant. Same answers as
+ * resolveWorkspaceTenant followed by resolvePrincipal.
+ */
+export async function resolveCaller(
+  db: Kysely<Database>,
+  identity: ChatIdentityRef,
+  fallbackTenant: string | undefined,
+): Promise<{ tenantId: string | undefined; principal: ResolvedPrincipal | undefined }> {
+  const { rows } = await sql<{ tenant_id: string | null; id: string | null; display_name: string | null; email: string | null; roles: Role[] | null }>`
+    with t as (
+      select coalesce(
+        (select tenant_id from chat_workspaces where platform = ${identity.platform} and workspace = ${identity.workspace}),
+        ${fallbackTenant ?? null}::text) as tenant_id)
+    select t.tenant_id, p.id, p.display_name, p.email,
+           (select array_agg(r.role) from principal_roles r where r.principal_id = p.id and r.tenant_id = t.tenant_id) as roles
+      from t
+      left join chat_identities ci on ci.platform = ${identity.platform} and ci.workspace = ${identity.workspace} and ci.user_id = ${identity.userId}
+      left join principals p on p.id = ci.principal_id`.execute(db);
+  const row = rows[0];
+  const tenantId = row?.tenant_id ?? undefined;
+  if (!row?.id || !tenantId) return { tenantId, principal: undefined };
+  return {
+    tenantId,
+    principal: {
+      principalId: row.id,
+      displayName: row.display_name ?? '',
+      email: row.email,
+      identity,
+      tenantId,
+      roles: [...(row.roles ?? [])].sort(byRoleOrder),
+    },
+  };
 }
 
 /** The tenant a chat workspace belongs to, or undefined when nobody mapped it. */

@@ -42,8 +42,12 @@ export const OUTBOX_JOB_OPTIONS: JobsOptions = {
 export class SlackOutbox {
   constructor(private readonly queues: QueueSystem) {}
 
-  async enqueue(job: SlackOutboxJob, key?: string): Promise<void> {
-    await this.queues.add(CHAT_OUTBOX_QUEUE, `slack.${job.op}`, job, { ...OUTBOX_JOB_OPTIONS, ...(key ? { jobId: key } : {}) });
+  async enqueue(job: SlackOutboxJob, key?: string, opts: { delayMs?: number } = {}): Promise<void> {
+    await this.queues.add(CHAT_OUTBOX_QUEUE, `slack.${job.op}`, job, {
+      ...OUTBOX_JOB_OPTIONS,
+      ...(key ? { jobId: key } : {}),
+      ...(opts.delayMs ? { delay: opts.delayMs } : {}),
+    });
   }
 
   /** Runs the outbox worker in this process. */
@@ -59,7 +63,7 @@ export class SlackOutbox {
 }
 
 /** One outbox job, one Slack call. */
-export async function deliverSlack(transport: SlackTransport, job: Job<SlackOutboxJob>): Promise<MessageRef | null> {
+export async function deliverSlack(transport: SlackTransport, job: Pick<Job<SlackOutboxJob>, 'data'>): Promise<MessageRef | null> {
   const d = job.data;
   switch (d.op) {
     case 'respond':

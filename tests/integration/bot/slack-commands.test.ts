@@ -51,6 +51,9 @@ describe('Slack slash commands: POST /slack/events', () => {
       replace_original: false,
       text: expect.stringContaining('I don\'t know the command "Hi"'),
     });
+    // Answered straight from the command worker (this server's first command): the outbox is empty.
+    await eventually(async () => expect((await s.queues.queue('chat.commands').getJobCounts('completed')).completed).toBe(1));
+    expect(await jobTotal(s, 'chat.outbox')).toBe(0);
   });
 
   it('acknowledges at once and does the work afterwards: the ack comes back while the lookup is still held', async () => {

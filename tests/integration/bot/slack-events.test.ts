@@ -76,8 +76,11 @@ describe.each(QUEUE_BACKENDS.map((b) => b.name))('Slack Events API on the %s que
     expect(calls[1]).toEqual(calls[0]);
     expect(calls[0]).toMatchObject({ channel: 'C111', thread_ts: '1595926230.009600', unfurl_links: 'false' });
     expect(shown(calls[0]!.text)).toContain(`Summary of incident ${inc.id.slice(0, 8)} (open)`);
+    // The 429 answered the command worker's direct post; the outbox took the reply over and its
+    // first (and only) try waited the Retry-After Slack asked for.
     const job = await s.queues.queue('chat.outbox').getJob(replyJob);
-    expect(job!.attemptsMade).toBe(2);
+    expect(job!.attemptsMade).toBe(1);
+    expect(job!.opts.delay).toBe(1000);
     expect(job!.returnvalue).toEqual({ platform: 'slack', channelId: 'C1H9RESGL', messageId: '1503435956.000247' });
   });
 
