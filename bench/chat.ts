@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createDatabase } from '../src/store/database.ts';
 import { grantRole } from '../src/store/principals.ts';
-import { perBackend, printBackend, runCli, startReflex, vendorStandIn } from './harness.ts';
+import { perBackend, printBackend, runCli, startReflex, treeCpuSeconds, vendorStandIn } from './harness.ts';
 import { fmt, percentile } from './stats.ts';
 
 /**
@@ -112,6 +112,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
     const answers: number[] = [];
     let failures = 0;
     let next = 0;
+    const cpu0 = treeCpuSeconds(c.child.pid!);
     const t0 = performance.now();
     await Promise.all(
       users.map(async (user) => {
@@ -133,9 +134,11 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
     );
     const seconds = (performance.now() - t0) / 1000;
     const total = USERS * COMMANDS;
+    const cpuMs = ((treeCpuSeconds(c.child.pid!) - cpu0) * 1000) / total;
     lines.push(`${fmt(total)} signed /reflex enrich commands from ${USERS} concurrent users (${COMMANDS} each, one after another): ${fmt(total / seconds)} commands/s, ${failures} refused`);
     lines.push(`ack (request -> HTTP 200): p50 ${fmt(percentile(acks, 50), 1)} ms, p95 ${fmt(percentile(acks, 95), 1)} ms, p99 ${fmt(percentile(acks, 99), 1)} ms`);
     lines.push(`answer (request -> response_url POST): p50 ${fmt(percentile(answers, 50), 1)} ms, p95 ${fmt(percentile(answers, 95), 1)} ms, p99 ${fmt(percentile(answers, 99), 1)} ms; vendor calls ${fmt(vendors.calls())}`);
+    lines.push(`CPU per command, server process and its embedded PostgreSQL: ${fmt(cpuMs, 2)} ms (Redis and the load generator not counted)`);
   } finally {
     await c.stop();
     await vendors.close();

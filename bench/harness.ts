@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -48,7 +48,10 @@ export interface Child {
 export async function startReflex(env: NodeJS.ProcessEnv): Promise<Child> {
   const port = await freePort();
   const full = { ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
-  const child = spawn(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', 'bin/reflex.mjs', 'start'], { env: full, stdio: ['ignore', 'ignore', 'inherit'] });
+  // BENCH_SERVER_NODE_ARGS adds node flags to the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  // (node refuses --cpu-prof in NODE_OPTIONS).
+  const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', ...extra, 'bin/reflex.mjs', 'start'], { env: full, stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`reflex start exited with ${child.exitCode}`);
@@ -91,4 +94,40 @@ export async function perBackend(bench: (backend: Backend) => Promise<void>): Pr
 export function printBackend(backend: Backend, lines: readonly string[]): void {
   console.log(`\n## ${backend === 'redis' ? 'Redis' : 'PostgreSQL (embedded)'} queue backend`);
   for (const l of lines) console.log(`- ${l}`);
+}
+
+/**
+ * CPU seconds (user + system) spent so far by a process and its descendants, read from /proc:
+ * live processes' own times plus what their exited children left in cutime/cstime. For the server
+ * that is the node process and the embedded PostgreSQL it started. Unlike wall-clock figures it
+ * hardly moves when something else shares the cores, so it shows whether a change made the work
+ * itself cheaper. Linux only; 0 elsewhere.
+ */
+export function treeCpuSeconds(pid: number): number {
+  const tick = 100; // USER_HZ on Linux
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const raw = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+      // After "pid (comm) ": state ppid … utime(14) stime(15) cutime(16) cstime(17), 1-based.
+      stats.set(Number(e), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  let total = 0;
+  const walk = (p: number): void => {
+    total += stats.get(p)?.ticks ?? 0;
+    for (const [child, s] of stats) if (s.ppid === p) walk(child);
+  };
+  walk(pid);
+  return total / tick;
 }
