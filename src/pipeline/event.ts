@@ -112,6 +112,12 @@ export interface NormalizeContext {
   clientId: string;
   /** For the generic source: the `:name` of `/hooks/generic/:name`. */
   genericName?: string;
+  /**
+   * A hook's validation pass, whose events are counted and dropped: every check on the vendor
+   * input runs, but `raw` is left empty and the finished event is not run through the schema
+   * again (both are what the normalize stage keeps, and together most of the cost at ingest).
+   */
+  checkOnly?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,6 +303,11 @@ export function trimRaw(payload: unknown): Record<string, unknown> {
   return { _trimmed: true, _original_bytes: Buffer.byteLength(json), excerpt: truncateString(json, RAW_MAX_BYTES / 2) };
 }
 
+/** What an event keeps of its payload: trimRaw's copy, or nothing in a check-only pass. */
+export function rawFor(ctx: NormalizeContext, payload: unknown): Record<string, unknown> {
+  return ctx.checkOnly ? {} : trimRaw(payload);
+}
+
 /** Optional string fields: vendors send numbers where they usually send strings; empty means absent. */
 export function optionalText(value: unknown): string | null {
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
@@ -324,7 +335,8 @@ export function severityFromCvss(score: number): Severity {
  * Runs the finished candidate through the schema. A failure here is a normalizer bug (vendor
  * input was already validated), so it is `internal`, not the sender's fault.
  */
-export function finalizeEvent(candidate: SentinelEvent): SentinelEvent {
+export function finalizeEvent(ctx: NormalizeContext, candidate: SentinelEvent): SentinelEvent {
+  if (ctx.checkOnly) return candidate;
   const result = sentinelEventV1.safeParse(candidate);
   if (result.success) return result.data;
   const issue = result.error.issues[0];

@@ -65,7 +65,7 @@ export function parseHookBody(source: NormalizerSource, contentType: string | un
   const counts: number[] = [];
   items.forEach((item, i) => {
     try {
-      counts.push(normalize(source, item, { tenantId: ctx.tenantId, ...(ctx.genericName ? { genericName: ctx.genericName } : {}) }).length);
+      counts.push(normalize(source, item, { tenantId: ctx.tenantId, checkOnly: true, ...(ctx.genericName ? { genericName: ctx.genericName } : {}) }).length);
     } catch (err) {
       const e = toReflexError(err);
       if (e.code !== 'input.invalid') throw e;

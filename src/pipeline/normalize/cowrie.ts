@@ -18,7 +18,7 @@ import {
   optionalText,
   parseSourcePayload,
   toUtcTimestamp,
-  trimRaw,
+  rawFor,
 } from '../event.ts';
 import type { EventType, NormalizeContext, SentinelEvent, Severity } from '../event.ts';
 
@@ -71,7 +71,7 @@ function normalizeOne(event: CowrieEvent, original: unknown, ctx: NormalizeConte
   const observables = new ObservableSet().addIp(event.src_ip).addUrl(event.url);
   if (PAYLOAD_HASH_EVENTS.has(event.eventid)) observables.addHash(event.shasum);
 
-  return finalizeEvent({
+  return finalizeEvent(ctx, {
     version: EVENT_SCHEMA_VERSION,
     client_id: ctx.clientId,
     source: SOURCE,
@@ -86,7 +86,7 @@ function normalizeOne(event: CowrieEvent, original: unknown, ctx: NormalizeConte
     file: null,
     vulnerability: null,
     observables: observables.toJSON(),
-    raw: trimRaw(original),
+    raw: rawFor(ctx, original),
   });
 }
 

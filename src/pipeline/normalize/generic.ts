@@ -25,7 +25,7 @@ import {
   parseSourcePayload,
   severitySchema,
   toUtcTimestamp,
-  trimRaw,
+  rawFor,
   urlSchema,
 } from '../event.ts';
 import type { NormalizeContext, SentinelEvent } from '../event.ts';
@@ -111,7 +111,7 @@ export function normalizeGeneric(payload: unknown, ctx: NormalizeContext): Senti
     for (const domain of event.observables?.domain ?? []) observables.addDomain(domain);
     for (const url of event.observables?.url ?? []) observables.addUrl(url);
     for (const hash of event.observables?.hash ?? []) observables.addHash(hash);
-    return finalizeEvent({
+    return finalizeEvent(ctx, {
       version: EVENT_SCHEMA_VERSION,
       client_id: ctx.clientId,
       source,
@@ -126,7 +126,7 @@ export function normalizeGeneric(payload: unknown, ctx: NormalizeContext): Senti
       file: event.file,
       vulnerability: event.vulnerability ? { ...event.vulnerability, cve: [...new Set(event.vulnerability.cve)] } : null,
       observables: observables.toJSON(),
-      raw: trimRaw(record),
+      raw: rawFor(ctx, record),
     });
   });
 }

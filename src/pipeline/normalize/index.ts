@@ -21,6 +21,8 @@ export interface NormalizeOptions {
   tenantId: string;
   /** For `generic`: the hook's `:name`, recorded as source `generic:<name>`. */
   genericName?: string;
+  /** Validate only (hook bodies): see NormalizeContext.checkOnly. */
+  checkOnly?: boolean;
 }
 
 export function normalize(source: NormalizerSource, payload: unknown, options: NormalizeOptions): SentinelEvent[] {
@@ -31,6 +33,7 @@ export function normalize(source: NormalizerSource, payload: unknown, options: N
   const ctx: NormalizeContext = {
     clientId: options.tenantId,
     ...(options.genericName === undefined ? {} : { genericName: options.genericName }),
+    ...(options.checkOnly ? { checkOnly: true } : {}),
   };
   switch (source) {
     case 'wazuh':

@@ -22,7 +22,7 @@ import {
   parseSourcePayload,
   severityFromCvss,
   toUtcTimestamp,
-  trimRaw,
+  rawFor,
 } from '../event.ts';
 import type { NormalizeContext, SentinelEvent, Severity } from '../event.ts';
 
@@ -68,7 +68,7 @@ function severityOf(finding: OpenvasFinding): Severity | null {
 function toEvent(finding: OpenvasFinding, severity: Severity, ctx: NormalizeContext): SentinelEvent {
   if (!finding.time) throw invalidInput(SOURCE, finding.field('creation_time'), 'is required but missing');
   const hostIsIp = isIp(finding.hostText);
-  return finalizeEvent({
+  return finalizeEvent(ctx, {
     version: EVENT_SCHEMA_VERSION,
     client_id: ctx.clientId,
     source: SOURCE,
@@ -88,7 +88,7 @@ function toEvent(finding: OpenvasFinding, severity: Severity, ctx: NormalizeCont
     },
     // The scanned host is the asset at risk, not an indicator to look up; it lives in `host`.
     observables: observablesSchema.parse({ ip: [], domain: [], url: [], hash: [] }),
-    raw: trimRaw(finding.raw),
+    raw: rawFor(ctx, finding.raw),
   });
 }
 

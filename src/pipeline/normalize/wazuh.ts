@@ -22,7 +22,7 @@ import {
   parseSourcePayload,
   severityFromCvss,
   toUtcTimestamp,
-  trimRaw,
+  rawFor,
 } from '../event.ts';
 import type { EventType, NormalizeContext, SentinelEvent, Severity } from '../event.ts';
 
@@ -183,7 +183,7 @@ function normalizeAlert(alert: WazuhAlert, original: unknown, ctx: NormalizeCont
     .addHash(at(alert.data, 'virustotal.source.md5'))
     .addHash(at(alert.data, 'virustotal.source.sha1'));
 
-  return finalizeEvent({
+  return finalizeEvent(ctx, {
     version: EVENT_SCHEMA_VERSION,
     client_id: ctx.clientId,
     source: SOURCE,
@@ -211,7 +211,7 @@ function normalizeAlert(alert: WazuhAlert, original: unknown, ctx: NormalizeCont
     file: alert.syscheck?.path ? { path: alert.syscheck.path } : null,
     vulnerability: eventType === 'vuln.detected' || eventType === 'vuln.resolved' ? vulnerability : null,
     observables: observables.toJSON(),
-    raw: trimRaw(original),
+    raw: rawFor(ctx, original),
   });
 }
 
@@ -247,7 +247,7 @@ function normalizeFinding(finding: WazuhFinding, original: unknown, ctx: Normali
   for (const ip of finding.related?.ip ?? []) observables.addIp(ip);
   for (const hash of finding.related?.hash ?? []) observables.addHash(hash);
 
-  return finalizeEvent({
+  return finalizeEvent(ctx, {
     version: EVENT_SCHEMA_VERSION,
     client_id: ctx.clientId,
     source: SOURCE,
@@ -262,7 +262,7 @@ function normalizeFinding(finding: WazuhFinding, original: unknown, ctx: Normali
     file: null,
     vulnerability: null,
     observables: observables.toJSON(),
-    raw: trimRaw(original),
+    raw: rawFor(ctx, original),
   });
 }
 
