@@ -38,6 +38,26 @@ export class DeliveryReceipts {
     await this.db.insertInto('chat_deliveries').values({ platform, delivery_id: deliveryId }).onConflict((oc) => oc.doNothing()).execute();
   }
 
+  /**
+   * Takes a delivery in one statement: true when this call recorded it, false when it was taken
+   * before (a platform retry, a replayed request). The caller queues the work next and, if that
+   * fails, gives the delivery back with `release` so the platform's retry is not mistaken for a
+   * repeat. Two copies arriving at once: exactly one of them gets true.
+   */
+  async claim(platform: string, deliveryId: string): Promise<boolean> {
+    const row = await this.db
+      .insertInto('chat_deliveries')
+      .values({ platform, delivery_id: deliveryId })
+      .onConflict((oc) => oc.doNothing())
+      .returning('delivery_id')
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async release(platform: string, deliveryId: string): Promise<void> {
+    await this.db.deleteFrom('chat_deliveries').where('platform', '=', platform).where('delivery_id', '=', deliveryId).execute();
+  }
+
   /** Drops receipts older than `before`; Slack stops retrying after about five minutes. */
   async prune(before: Date): Promise<number> {
     const res = await this.db.deleteFrom('chat_deliveries').where('received_at', '<', before).executeTakeFirst();

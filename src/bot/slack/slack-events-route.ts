@@ -30,7 +30,9 @@ export interface SlackEventsRouteDeps {
  * `chat.commands` job and answers through `response_url` or the Web API.
  *
  * The acknowledgement is sent only once the job is stored, so an acknowledged command is never
- * lost; if storing fails Slack gets a 5xx and (for events) retries.
+ * lost; if storing fails the delivery's receipt is given back, Slack gets a 5xx and (for events)
+ * retries. The receipt is taken first, in one statement, so two copies of a delivery arriving at
+ * once (a retry racing the original, a replayed request) queue one job.
  */
 export async function registerSlackEventsRoute(http: FastifyInstance, deps: SlackEventsRouteDeps): Promise<void> {
   const now = deps.now ?? Date.now;
@@ -71,19 +73,26 @@ export async function registerSlackEventsRoute(http: FastifyInstance, deps: Slac
     }
 
     const retry = header(req, 'x-slack-retry-num');
-    if (await deps.receipts.seen('slack', job.deliveryId)) {
+    if (!(await deps.receipts.claim('slack', job.deliveryId))) {
       deps.logger.info({ deliveryId: job.deliveryId, retry: retry ?? null, reason: header(req, 'x-slack-retry-reason') ?? null }, 'slack delivery seen before; not run again');
       return reply.status(200).send();
     }
-    // jobId = delivery id: even a retry that slips past the receipt check is one job.
-    await deps.queues.add(CHAT_COMMANDS_QUEUE, `slack.${request.kind}`, job, {
-      jobId: `slack-${job.deliveryId}`,
-      attempts: 3,
-      backoff: { type: 'exponential', delay: 1000 },
-      removeOnComplete: { age: 3600, count: 10_000 },
-      removeOnFail: { count: 10_000 },
-    });
-    await deps.receipts.record('slack', job.deliveryId);
+    try {
+      // jobId = delivery id: a copy that got past the receipt (released after a failure) is still one job.
+      await deps.queues.add(CHAT_COMMANDS_QUEUE, `slack.${request.kind}`, job, {
+        jobId: `slack-${job.deliveryId}`,
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 1000 },
+        removeOnComplete: { age: 3600, count: 10_000 },
+        removeOnFail: { count: 10_000 },
+      });
+    } catch (err) {
+      // Not queued: give the delivery back so Slack's retry of it runs (the 5xx asks for one).
+      await deps.receipts.release('slack', job.deliveryId).catch((releaseErr: unknown) =>
+        deps.logger.error({ err: releaseErr, deliveryId: job.deliveryId }, 'slack delivery neither queued nor released; a retry of it will be taken for a repeat'),
+      );
+      throw err;
+    }
     if (retry) deps.logger.info({ deliveryId: job.deliveryId, retry }, 'slack retry of a delivery we never took; queued');
 
     if (request.kind === 'command') {

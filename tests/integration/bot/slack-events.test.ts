@@ -99,6 +99,27 @@ describe.each(QUEUE_BACKENDS.map((b) => b.name))('Slack Events API on the %s que
     expect(audited).toHaveLength(1);
   });
 
+  it('gives the delivery back when it cannot be queued, so Slack\'s retry of it runs once', async () => {
+    const posted = slackApi().post('/api/chat.postEphemeral').reply(200, webApiExample('chat.postEphemeral'));
+    const body = mention(`EvDOWN${queue}`, '<@W111> whoami');
+    const before = (await s.store.db.selectFrom('audit_log').select('action').where('action', '=', 'command.whoami').execute()).length;
+    const add = vi.spyOn(s.queues, 'add').mockRejectedValueOnce(new Error('queue backend unreachable'));
+    try {
+      expect((await send(s, body, 'json')).status).toBeGreaterThanOrEqual(500);
+    } finally {
+      add.mockRestore();
+    }
+    const receipts = () => s.store.db.selectFrom('chat_deliveries' as never).select('delivery_id' as never).where('delivery_id' as never, '=', `EvDOWN${queue}` as never).execute();
+    expect(await receipts()).toEqual([]);
+    expect((await send(s, body, 'json', { headers: { 'x-slack-retry-num': '1', 'x-slack-retry-reason': 'http_error' } })).status).toBe(200);
+    expect(await receipts()).toHaveLength(1);
+    await eventually(() => expect(posted.isDone()).toBe(true));
+    expect((await send(s, body, 'json', { headers: { 'x-slack-retry-num': '2', 'x-slack-retry-reason': 'http_timeout' } })).status).toBe(200);
+    await eventually(async () =>
+      expect((await s.store.db.selectFrom('audit_log').select('action').where('action', '=', 'command.whoami').execute()).length).toBe(before + 1),
+    );
+  });
+
   it('copies a message marked with a pushpin in an incident channel to the timeline, and says so in its thread', async () => {
     const inc = await createIncident(s.store.db, { tenantId: 'acme', title: `Credential stuffing (${queue})`, severity: 1, createdBy: 'test' });
     const channel = queue === 'redis' ? 'C0G9QF9GR' : 'C0G9QF9GZ';
