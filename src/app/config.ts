@@ -141,8 +141,12 @@ const envSchema = z.object({
   TEAMS_GRAPH_URL: httpsUrl.optional(),
   /** Bot Connector base for messages nobody sent us first (new SEV1 channel posts). */
   TEAMS_SERVICE_URL: httpsUrl.default('https://smba.trafficmanager.net/teams/'),
-  /** The team (its group id) whose channels SEV1 incidents get; unset: no SEV1 rooms on Teams. */
+  /** The team (its group id) whose channels SEV1 incidents get (TEAMS_INCIDENT_MODE=channel). */
   TEAMS_INCIDENT_TEAM_ID: teamsGuid.optional(),
+  /** SEV1 rooms on Teams: a `channel` of that team, a `groupchat` (Graph), or `off`; default channel with a team, else groupchat. */
+  TEAMS_INCIDENT_MODE: z.enum(['channel', 'groupchat', 'off'], { error: 'must be channel, groupchat or off' }).optional(),
+  /** The app's id in the organisation's Teams app catalog (group-chat mode installs it into each chat); unset: looked up by the manifest id. */
+  TEAMS_APP_CATALOG_ID: teamsGuid.optional(),
   // SENTchat, the built-in web chat at `/` (docs/CHAT.md, "SENTchat").
   /** The realm of token sign-ins: identities `sentchat:<realm>:admin`; map it with `reflex role workspace sentchat:<realm> <tenant>`. */
   SENTCHAT_REALM: z.string().regex(/^[A-Za-z0-9.-]{1,64}$/, 'must be 1-64 letters, digits, dots or dashes').default('local'),
@@ -207,6 +211,9 @@ export interface TeamsConfig {
   graphUrl: string | undefined;
   serviceUrl: string;
   incidentTeamId: string | undefined;
+  /** How SEV1 incidents get a Teams room (docs/CHAT.md, "SEV1 rooms on Teams"). */
+  incidentMode: 'channel' | 'groupchat' | 'off';
+  appCatalogId: string | undefined;
 }
 
 export interface SmtpConfig {
@@ -341,6 +348,14 @@ function teamsConfig(e: z.output<typeof envSchema>): TeamsConfig | undefined {
       details: { variables: missing },
     });
   }
+  const incidentMode = e.TEAMS_INCIDENT_MODE ?? (e.TEAMS_INCIDENT_TEAM_ID ? 'channel' : 'groupchat');
+  if (incidentMode === 'channel' && !e.TEAMS_INCIDENT_TEAM_ID) {
+    // Channels live in a team: without one every SEV1 job would fail at its first step.
+    throw new ReflexError('config.invalid', 'TEAMS_INCIDENT_TEAM_ID: required when TEAMS_INCIDENT_MODE=channel', {
+      safeMessage: 'Invalid configuration: TEAMS_INCIDENT_TEAM_ID is required when TEAMS_INCIDENT_MODE=channel (or use TEAMS_INCIDENT_MODE=groupchat)',
+      details: { variables: ['TEAMS_INCIDENT_TEAM_ID'] },
+    });
+  }
   return {
     clientId: given.TEAMS_CLIENT_ID!,
     clientSecret: given.TEAMS_CLIENT_SECRET!,
@@ -351,6 +366,8 @@ function teamsConfig(e: z.output<typeof envSchema>): TeamsConfig | undefined {
     graphUrl: e.TEAMS_GRAPH_URL,
     serviceUrl: e.TEAMS_SERVICE_URL,
     incidentTeamId: e.TEAMS_INCIDENT_TEAM_ID,
+    incidentMode,
+    appCatalogId: e.TEAMS_APP_CATALOG_ID,
   };
 }
 

@@ -11,7 +11,11 @@ import type { ChatMessage, ChatPlatform, MessageRef } from '../chat-types.ts';
  */
 export interface IncidentChannelPlatform {
   readonly platform: ChatPlatform;
-  createChannel(name: string): Promise<{ channelId: string; name: string } | 'name_taken'>;
+  /**
+   * `members`: who `invite` will be asked to add (platform user ids), for platforms whose rooms take
+   * their members at creation (Teams group chats); the others ignore it.
+   */
+  createChannel(name: string, opts?: { members?: readonly string[] }): Promise<{ channelId: string; name: string } | 'name_taken'>;
   /** A live (not archived) channel of that exact name the bot can see, if any. */
   findChannelByName(name: string): Promise<{ channelId: string; name: string } | undefined>;
   /** Users the platform will not add (deactivated, guests, the bot itself) are skipped, not fatal. */

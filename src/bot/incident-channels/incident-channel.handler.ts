@@ -57,11 +57,13 @@ async function ensureOn(p: IncidentChannelPlatform, incident: Incident, deps: In
   const { db } = deps;
   let channel = await getIncidentChannel(db, incident.id, p.platform);
   let created = false;
+  // Known before the room is made: a platform whose rooms take their members at creation (Teams group chats) needs them.
+  const users = await invitees(db, incident, p.platform, deps.fallbackTenant);
   if (!channel) {
     // The job may run after the incident was lowered or closed: then nobody needs the room any more.
     if (incident.status === 'closed') return { platform: p.platform, status: 'skipped', reason: 'closed' };
     if (incident.severity !== 1) return { platform: p.platform, status: 'skipped', reason: 'no_longer_sev1' };
-    const made = await createOrAdopt(p, incident);
+    const made = await createOrAdopt(p, incident, users);
     const rec = await recordIncidentChannel(db, {
       tenantId: incident.tenant_id,
       incidentId: incident.id,
@@ -77,7 +79,6 @@ async function ensureOn(p: IncidentChannelPlatform, incident: Incident, deps: In
   const progress = await readProgress(db, incident, p.platform);
   if (progress.ready) return { platform: p.platform, status: 'already_ready', channelId };
 
-  const users = await invitees(db, incident, p.platform, deps.fallbackTenant);
   const { skipped } = await p.invite(channelId, users);
   await p.setTopic(channelId, topicOf(incident));
 
@@ -127,10 +128,10 @@ async function ensureOn(p: IncidentChannelPlatform, incident: Incident, deps: In
  * attempt created the channel and died before recording it: adopt the live channel of that name.
  * A name we cannot see (archived, or private without us) gets a suffix instead.
  */
-async function createOrAdopt(p: IncidentChannelPlatform, incident: Incident): Promise<{ channelId: string; name: string }> {
+async function createOrAdopt(p: IncidentChannelPlatform, incident: Incident, members: readonly string[]): Promise<{ channelId: string; name: string }> {
   for (let suffix = 1; suffix <= MAX_NAME_SUFFIX; suffix++) {
     const name = incidentChannelName(incident, suffix);
-    const made = await p.createChannel(name);
+    const made = await p.createChannel(name, { members });
     if (made !== 'name_taken') return made;
     // A lookup Slack refuses for good (e.g. missing_scope without channels:read) falls back to the suffix.
     const existing = await p.findChannelByName(name).catch((err: unknown) => {

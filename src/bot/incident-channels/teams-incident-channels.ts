@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ChatMessage, MessageRef } from '../chat-types.ts';
-import { graphError } from '../teams/teams-graph.ts';
+import { graphError, withPermissionHint } from '../teams/teams-graph.ts';
 import { TEAMS_CHANNEL_NAME_MAX, type TeamsTransport } from '../teams/teams-transport.ts';
 import type { IncidentChannelPlatform } from './incident-channel-platform.ts';
 
@@ -18,11 +18,10 @@ export function teamsChannelName(name: string): string {
  * The SEV1 channel steps on Teams: a standard channel in the team `TEAMS_INCIDENT_TEAM_ID`
  * (Graph), its responders and approvers added to that team, the topic as the channel's
  * description, the summary card as the channel's first post (Bot Connector), alert threads
- * answered in place. Graph's "name already exists" is `name_taken`. Teams has no app-settable pin:
- * `pin` does nothing (TeamsTransport explains).
- *
- * Only channels: a group chat cannot be made without its members (Graph `POST /chats` takes them
- * at creation, with the app installed), while the SEV1 handler creates the room before it invites.
+ * answered in place. Graph's "name already exists" is `name_taken`. Graph can pin messages in
+ * chats only, not in channels: `pin` does nothing (TeamsTransport explains); the card is the
+ * channel's first post and the channel's description names the incident. Group chats, which can
+ * pin, are `TeamsIncidentGroupChats` (`TEAMS_INCIDENT_MODE=groupchat`).
  *
  * @example
  * registerIncidentChannels(ctx, { db, platforms: [new TeamsIncidentChannels(teamsTransport)] });
@@ -38,7 +37,7 @@ export class TeamsIncidentChannels implements IncidentChannelPlatform {
     } catch (err) {
       const g = graphError(err);
       if (g && (g.code === 'NameAlreadyExists' || g.status === 409 || (g.status === 400 && /already exist/i.test(g.message)))) return 'name_taken';
-      throw err;
+      throw withPermissionHint(err, 'Creating the SEV1 channel', 'Channel.Create');
     }
   }
 

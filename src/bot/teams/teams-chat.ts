@@ -3,18 +3,21 @@ import type { FeatureContext } from '../../app/features.ts';
 import { DEFAULT_TENANT } from '../../app/runtime.ts';
 import { ENGINE_PORTS } from '../../engine/engine-ports.ts';
 import { ChatNotifier, registerChatNotifier } from '../../pipeline/chat-notifier.ts';
-import { ReflexError } from '../../errors.ts';
+import { assertNever, ReflexError } from '../../errors.ts';
 import { isNowSev1 } from '../../store/incidents.ts';
 import { chatCommandDeps } from '../command-deps.ts';
 import { DeliveryReceipts, startReceiptPruner } from '../delivery-receipts.ts';
 import { ensureIncidentChannel, type IncidentChannelDeps, type IncidentChannelOutcome } from '../incident-channels/incident-channel.handler.ts';
 import { INCIDENT_CHANNEL_JOB_OPTIONS, incidentChannelJob, incidentChannelJobId, type IncidentChannelJob } from '../incident-channels/incident-channel-job.ts';
 import { registerIncidentChannels } from '../incident-channels/incident-channels.ts';
+import type { IncidentChannelPlatform } from '../incident-channels/incident-channel-platform.ts';
 import { TeamsIncidentChannels } from '../incident-channels/teams-incident-channels.ts';
+import { TeamsIncidentGroupChats } from '../incident-channels/teams-incident-group-chats.ts';
 import { BotFrameworkAuth } from './bot-framework-auth.ts';
 import { startTeamsCommandWorker, TEAMS_COMMANDS_QUEUE } from './teams-command-worker.ts';
 import { teamsEndpoints } from './teams-endpoints.ts';
 import { TeamsGraph } from './teams-graph.ts';
+import { TeamsGroupChats } from './teams-group-chats.ts';
 import { registerTeamsMessagesRoute, TEAMS_MESSAGES_PATH } from './teams-messages-route.ts';
 import { TEAMS_OUTBOX_QUEUE, TeamsOutbox } from './teams-outbox.ts';
 import { TeamsTokens } from './teams-tokens.ts';
@@ -26,7 +29,8 @@ export const TEAMS_INCIDENT_CHANNEL_QUEUE = 'chat.teams.incident-channel';
 
 /**
  * The Microsoft Teams side of the chat bot: the messaging endpoint (API processes), the command
- * and outbox workers (worker processes), SEV1 channels in `TEAMS_INCIDENT_TEAM_ID`. Loaded by
+ * and outbox workers (worker processes), SEV1 rooms (`TEAMS_INCIDENT_MODE`: channels of
+ * `TEAMS_INCIDENT_TEAM_ID`, or group chats). Loaded by
  * chatFeature only when the Teams app credentials are set, so the Teams SDK costs nothing
  * otherwise.
  *
@@ -68,14 +72,28 @@ export const teamsChat = {
     const stopNotifier = registerChatNotifier(ctx.seams.notifiers, new ChatNotifier(transport));
 
     let stopIncidentChannels = () => {};
-    if (teams.incidentTeamId) {
+    let rooms: IncidentChannelPlatform | undefined;
+    switch (teams.incidentMode) {
+      case 'channel':
+        rooms = new TeamsIncidentChannels(transport);
+        break;
+      case 'groupchat':
+        rooms = new TeamsIncidentGroupChats(transport, new TeamsGroupChats({ graph, manifestId: teams.clientId, ...(teams.appCatalogId ? { catalogId: teams.appCatalogId } : {}) }), log);
+        break;
+      case 'off':
+        break;
+      default:
+        assertNever(teams.incidentMode);
+    }
+    if (rooms) {
       stopIncidentChannels = registerTeamsIncidentChannels(ctx, {
         db: ctx.store.db,
-        platforms: [new TeamsIncidentChannels(transport)],
+        platforms: [rooms],
         ...(ctx.config.mode === 'embedded' ? { fallbackTenant: DEFAULT_TENANT } : {}),
       });
-    } else if (ctx.role === 'all') {
-      ctx.hint('Teams        no SEV1 channels (set TEAMS_INCIDENT_TEAM_ID; see docs/CHAT.md)');
+    }
+    if (ctx.role === 'all') {
+      ctx.hint(`Teams        SEV1 rooms: ${teams.incidentMode === 'channel' ? 'channels of TEAMS_INCIDENT_TEAM_ID' : teams.incidentMode === 'groupchat' ? 'group chats (Graph)' : 'off'} (TEAMS_INCIDENT_MODE; docs/CHAT.md)`);
     }
 
     let stopPruner = () => {};

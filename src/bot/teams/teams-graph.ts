@@ -80,3 +80,26 @@ function parseJson(text: string): unknown {
     return undefined;
   }
 }
+
+/**
+ * A Graph 403 turned into an error an operator can act on: what failed and which application
+ * permission the app registration lacks (Graph's own text says "Missing role permissions on the
+ * request…"). Other errors are returned as they are.
+ *
+ * @example
+ * throw withPermissionHint(err, 'Creating the SEV1 group chat', 'Chat.Create');
+ */
+export function withPermissionHint(err: unknown, what: string, permission: string): unknown {
+  const g = graphError(err);
+  if (!g || g.status !== 403) return err;
+  return new ReflexError(
+    'upstream.rejected',
+    `${what} failed: Microsoft Graph answered 403 ${g.code}${g.message ? ` (${g.message})` : ''}. ` +
+      `Grant the app registration the Microsoft Graph application permission ${permission} with admin consent (docs/CHAT.md, "Installing the Teams app").`,
+    {
+      retryable: false,
+      safeMessage: `${what} failed: SENTreflex lacks the Microsoft Graph permission ${permission}.`,
+      details: { vendor: 'Microsoft Graph', graph: g, permission },
+    },
+  );
+}

@@ -51,8 +51,9 @@ export function channelThread(channelId: string, rootMessageId: string): string 
  * - `threadReply` in a channel answers in the root message's thread; chats have no threads, so
  *   the reply is a message that quotes the one it answers (`replyToId`).
  * - `pin` does nothing: the Bot Connector and Graph have no way to pin a channel message for an
- *   app. The SEV1 summary card is the first post of its channel, and the topic (the channel's
- *   description) names the incident.
+ *   app (Graph's `pinnedMessages` exist for chats only; SEV1 group chats pin through
+ *   `TeamsGroupChats`). The SEV1 summary card is the first post of its channel, and the topic (the
+ *   channel's description) names the incident.
  * - `createChannel`, `invite`, `setTopic` need `TEAMS_INCIDENT_TEAM_ID`: a standard channel of
  *   that team (Graph `Channel.Create`), members added to the team (`TeamMember.ReadWrite.All`),
  *   the description as topic (`ChannelSettings.ReadWrite.All`).

@@ -47,6 +47,9 @@ describe('Teams configuration', () => {
     [{ CLIENT_ID: 'bot', CLIENT_SECRET: 's', TENANT_ID: TENANT }, ['CLIENT_ID']],
     [{ TEAMS_CLIENT_ID: ID, TEAMS_CLIENT_SECRET: 's', TEAMS_TENANT_ID: TENANT, TEAMS_OPENID_METADATA_URL: 'http://login.example/x' }, ['TEAMS_OPENID_METADATA_URL']],
     [{ TEAMS_CLIENT_ID: ID, TEAMS_CLIENT_SECRET: 's', TEAMS_TENANT_ID: TENANT, TEAMS_CLOUD: 'Mars' }, ['TEAMS_CLOUD']],
+    [{ TEAMS_CLIENT_ID: ID, TEAMS_CLIENT_SECRET: 's', TEAMS_TENANT_ID: TENANT, TEAMS_INCIDENT_MODE: 'chat' }, ['TEAMS_INCIDENT_MODE']],
+    [{ TEAMS_CLIENT_ID: ID, TEAMS_CLIENT_SECRET: 's', TEAMS_TENANT_ID: TENANT, TEAMS_INCIDENT_MODE: 'channel' }, ['TEAMS_INCIDENT_TEAM_ID']],
+    [{ TEAMS_CLIENT_ID: ID, TEAMS_CLIENT_SECRET: 's', TEAMS_TENANT_ID: TENANT, TEAMS_APP_CATALOG_ID: 'sentreflex' }, ['TEAMS_APP_CATALOG_ID']],
   ])('names what is missing or wrong: %o', (env, variables) => {
     const err = configError(env);
     expect(err).toBeInstanceOf(ReflexError);
@@ -54,6 +57,18 @@ describe('Teams configuration', () => {
     expect(err.details?.variables).toEqual(variables);
     for (const v of variables) expect(err.message).toContain(v);
     expect(err.message).not.toContain('s3cret');
+  });
+
+  it('chooses the SEV1 room: a channel with a team, a group chat without, or what TEAMS_INCIDENT_MODE says', () => {
+    const creds = { TEAMS_CLIENT_ID: ID, TEAMS_CLIENT_SECRET: 's', TEAMS_TENANT_ID: TENANT };
+    const team = '7a1c2d3e-4f50-4617-8a9b-0c1d2e3f4a5b';
+    expect(loadConfig(creds).teams).toMatchObject({ incidentMode: 'groupchat', incidentTeamId: undefined, appCatalogId: undefined });
+    expect(loadConfig({ ...creds, TEAMS_INCIDENT_TEAM_ID: team }).teams).toMatchObject({ incidentMode: 'channel', incidentTeamId: team });
+    expect(loadConfig({ ...creds, TEAMS_INCIDENT_TEAM_ID: team, TEAMS_INCIDENT_MODE: 'groupchat' }).teams?.incidentMode).toBe('groupchat');
+    expect(loadConfig({ ...creds, TEAMS_INCIDENT_MODE: 'off' }).teams?.incidentMode).toBe('off');
+    expect(loadConfig({ ...creds, TEAMS_APP_CATALOG_ID: '22f73bbe-f67a-4dea-bd54-54cac718cb2b' }).teams?.appCatalogId).toBe('22f73bbe-f67a-4dea-bd54-54cac718cb2b');
+    expect(configError({ ...creds, TEAMS_INCIDENT_MODE: 'chat' }).message).toContain('TEAMS_INCIDENT_MODE: must be channel, groupchat or off');
+    expect(configError({ ...creds, TEAMS_INCIDENT_MODE: 'channel' }).message).toContain('TEAMS_INCIDENT_TEAM_ID: required when TEAMS_INCIDENT_MODE=channel');
   });
 
   it('takes overrides for sovereign clouds and tests', () => {
