@@ -14,6 +14,8 @@ import { registerVendorActions } from './actions/vendor-actions.ts';
 import type { SmtpMailer } from '../integrations/smtp/smtp-mailer.ts';
 import { ENGINE_PORTS } from './engine-ports.ts';
 import { registerEngineRoutes } from './engine-routes.ts';
+import { registerPhoneAckRoutes } from './phone-ack/phone-ack-routes.ts';
+import { PhoneAcknowledgements } from './phone-ack/phone-acknowledgements.ts';
 import { PlaybookEngineService } from './playbook-engine-service.ts';
 import { PlaybookCatalog } from './run/playbook-catalog.ts';
 import { RunEngine } from './run-engine.ts';
@@ -27,7 +29,8 @@ import { TIMER_QUEUE } from './systems/timers-system.ts';
  * actions (firewall, identity, host, Wazuh, pager, phone, mail: each picks the tenant's adapter
  * per call), wires the approvals' pager (PagerDuty) and link sender (SMS by Twilio, e-mail by
  * SMTP) unless something set them already, runs the step and timer workers where workers run,
- * serves the run/approval API and the mobile approval page where the API is served, and takes
+ * serves the run/approval API, the mobile approval page and the phone keypress endpoint
+ * (`POST /api/v1/phone/ack/<token>`) where the API is served, and takes
  * the pipeline's trigger seam.
  */
 export const engineFeature: Feature = {
@@ -93,7 +96,25 @@ export const engineFeature: Feature = {
       concurrency: ctx.config.workerConcurrency,
     });
     const service = new PlaybookEngineService(engine);
-    registered.push(...registerVendorActions(ACTION_REGISTRY, { integrations, onCall: (tenantId, schedule) => engine.oncall.onCall(tenantId, schedule, 0) }));
+    // "Press 1 to acknowledge" on phone calls: offered only with an https REFLEX_PUBLIC_URL.
+    const phoneAcks = new PhoneAcknowledgements({
+      db: ctx.store.db,
+      linkSecret,
+      publicUrl,
+      vault: ctx.store.vault,
+      tenantConfig: (tenantId) => engine.tenants.get(tenantId),
+      playbook: async (hash) => (await engine.definitions.get(hash)).playbook,
+      integrations,
+      logger: log,
+    });
+    registered.push(
+      ...registerVendorActions(ACTION_REGISTRY, {
+        integrations,
+        db: ctx.store.db,
+        onCall: (tenantId, schedule) => engine.oncall.onCall(tenantId, schedule, 0),
+        acknowledgeUrl: (call) => phoneAcks.urlFor(call),
+      }),
+    );
     const portDeps = { integrations, vault: ctx.store.vault, tenantConfig: (tenantId: string) => engine.tenants.get(tenantId), logger: log };
     const pager = ENGINE_PORTS.pager ? undefined : new VendorEscalationPager(portDeps);
     const linkSender = ENGINE_PORTS.linkSender ? undefined : new VendorApprovalLinkSender(portDeps);
@@ -107,6 +128,7 @@ export const engineFeature: Feature = {
     if (ctx.role === 'all') {
       registerEngineRoutes(ctx.http, { service, apiToken: ctx.store.local.apiToken });
       registerApprovalPage(ctx.http, { db: ctx.store.db, gates: engine.gates, linkSecret });
+      registerPhoneAckRoutes(ctx.http, { acknowledgements: phoneAcks });
       ctx.hint(`Playbooks    ${catalog.list().length} loaded${catalog.errors.length ? `, ${catalog.errors.length} refused (see the log)` : ''}; POST /api/v1/runs, GET /api/v1/approvals?status=pending`);
     }
     return async () => {

@@ -299,6 +299,140 @@ export interface Mailer {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Credentials
+// ---------------------------------------------------------------------------------------------
+
+/** What happened to one asset of a `CredentialVault.rotate` call. */
+export interface CredentialRotationResult {
+  /** The asset id as given (`database/static-role/app-ro`). */
+  asset: string;
+  /**
+   * `rotated`: the vault confirmed a new credential now. `already_rotated`: this idempotency key
+   * rotated it before (a retried step), so nothing was sent. `failed`: not rotated; see `code`.
+   */
+  status: 'rotated' | 'already_rotated' | 'failed';
+  /** The vault operation, without credentials (`database/rotate-role/app-ro`). */
+  operation: string;
+  /** When it was rotated (ISO-8601), for `rotated` and `already_rotated`. */
+  rotatedAt?: string;
+  /** For `failed`: the vendor's status as a string (`"404"`) or our error code. */
+  code?: string;
+  reason?: string;
+  /** For `failed`: whether trying again later may succeed (5xx, 429), or not (4xx). */
+  retryable?: boolean;
+  retryAfterMs?: number;
+}
+
+export interface CredentialRotationReceipt {
+  vendor: string;
+  /** One entry per distinct asset, in the order given. */
+  results: CredentialRotationResult[];
+  /** The failed assets, as in every fanned-out receipt. Empty when all were rotated. */
+  failures: ContainmentFailure[];
+}
+
+/**
+ * Rotates credentials a vault holds (database accounts, directory service accounts), so a leaked
+ * copy stops working. Assets are the adapter's ids for credentials (HashiCorp Vault:
+ * `database/static-role/<role>`, `database/root/<connection>`, `ldap/static-role/<role>`); an id
+ * the adapter cannot rotate is refused as `config.invalid` before anything is rotated.
+ *
+ * Rotation is not naturally idempotent (every call makes a new password), so the adapter records
+ * "idempotency key + asset → rotated" and answers a repeat from the record (`already_rotated`).
+ * A vendor failure on one asset does not stop the others; it is reported in `results` and
+ * `failures`, never thrown away. There is no undo: an old credential is not brought back.
+ *
+ * @example
+ * const vault: CredentialVault = new HashiCorpVaultClient({ baseUrl, token, store });
+ * const r = await vault.rotate(['database/static-role/app-ro'], { idempotencyKey: 'run_42:rotate' });
+ * // r.results[0].status === 'rotated'
+ */
+export interface CredentialVault {
+  readonly name: string;
+  rotate(assets: readonly string[], opts: MutationOptions): Promise<CredentialRotationReceipt>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mailboxes
+// ---------------------------------------------------------------------------------------------
+
+/** A message as its mailbox holds it. */
+export interface MailboxMessage {
+  vendor: string;
+  /** The mailbox it was read from, as given. */
+  mailbox: string;
+  /** The Internet Message-ID header value, with its angle brackets (`<abc@mail.example>`). */
+  messageId: string;
+  /** The full RFC 822 / MIME source. */
+  source: string;
+  /** The vendor's id of the copy that was read. */
+  reference: string;
+}
+
+/** `soft`: recoverable by an administrator for the retention period; `hard`: purged. */
+export type MailDeleteMode = 'soft' | 'hard';
+
+export interface MailDeleteOptions extends MutationOptions {
+  mode: MailDeleteMode;
+  /** Stops starting new mailboxes once aborted (the step's timeout); mailboxes not reached are not reported. */
+  signal?: AbortSignal;
+}
+
+/** What happened in one mailbox. `found` counts copies not deleted yet; `deleted` those removed now. */
+export interface MailboxDeleteResult {
+  mailbox: string;
+  found: number;
+  deleted: number;
+  /** Set when the mailbox could not be searched or cleaned; `found`/`deleted` say how far it got. */
+  error?: { code: string; message: string; retryable: boolean; retryAfterMs?: number };
+}
+
+export interface MailDeleteReceipt {
+  vendor: string;
+  messageId: string;
+  mode: MailDeleteMode;
+  /** `all`: every mailbox of the directory; `list`: the mailboxes named. */
+  scope: 'all' | 'list';
+  /**
+   * Every named mailbox (scope `list`); with scope `all`, the mailboxes that held the message or
+   * failed. The others are counted in `totals.searched` only, so a 20,000-user directory does not
+   * become a 20,000-line step output.
+   */
+  mailboxes: MailboxDeleteResult[];
+  totals: {
+    /** Mailboxes searched (including failed ones). */
+    searched: number;
+    found: number;
+    deleted: number;
+    failed: number;
+    /** Directory users with an address but no mailbox the API can reach (scope `all`). */
+    withoutMailbox: number;
+  };
+}
+
+/**
+ * Mailbox administration for phishing response: read a reported message, pull it from every
+ * mailbox. Messages are named by their Internet Message-ID (the header every copy shares), never
+ * by a vendor id, so one id reaches every recipient's copy.
+ *
+ * `deleteMessage` never throws for one mailbox: each mailbox's outcome is in the receipt (a
+ * mailbox that fails is reported, not skipped), and the caller decides what a failure means. It
+ * throws only when it cannot even start (listing the directory fails, bad input). Repeating it is
+ * harmless: a message deleted by the first call is not found by the second (`found: 0`).
+ *
+ * @example
+ * const mail: MailboxAdmin = new GraphMailboxAdmin({ tenantId, clientId, clientSecret });
+ * const { source } = await mail.getMessage('ana@contoso.example', '<1234@mailer.evil.example>');
+ * const r = await mail.deleteMessage('<1234@mailer.evil.example>', 'all', { idempotencyKey: 'run_42:delete', mode: 'soft' });
+ * // r.totals => { searched: 812, found: 37, deleted: 37, failed: 0, withoutMailbox: 4 }
+ */
+export interface MailboxAdmin {
+  readonly name: string;
+  getMessage(mailbox: string, internetMessageId: string): Promise<MailboxMessage>;
+  deleteMessage(internetMessageId: string, mailboxes: 'all' | readonly string[], opts: MailDeleteOptions): Promise<MailDeleteReceipt>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Idempotency records for vendors without native idempotency
 // ---------------------------------------------------------------------------------------------
 

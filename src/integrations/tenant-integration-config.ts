@@ -19,6 +19,8 @@ import { z } from 'zod';
  * | `edr.provider` | `defender` \| `crowdstrike` | HostContainment |
  * | `pager.provider` | `pagerduty` (the default: the only adapter) | Pager |
  * | `phone.provider` | `twilio` (the default: the only adapter) | PhoneCaller, SmsSender |
+ * | `mailbox.provider` | `msgraph` (Exchange Online, with the `msgraph.*` app) | MailboxAdmin |
+ * | `vault.provider` | `hashicorp` (HashiCorp Vault) | CredentialVault |
  *
  * @example
  * reflex tenant config acme --set firewall.provider=rest --set firewall.base_url=https://sentgrid.acme.example/api
@@ -35,6 +37,8 @@ export const IDENTITY_PROVIDERS = ['msgraph', 'ldap'] as const;
 export const EDR_PROVIDERS = ['defender', 'crowdstrike'] as const;
 export const PAGER_PROVIDERS = ['pagerduty'] as const;
 export const PHONE_PROVIDERS = ['twilio'] as const;
+export const MAILBOX_PROVIDERS = ['msgraph'] as const;
+export const VAULT_PROVIDERS = ['hashicorp'] as const;
 
 export const firewallSettings = z.object({
   provider: z.enum(FIREWALL_PROVIDERS).optional(),
@@ -49,6 +53,8 @@ export const identitySettings = z.object({ provider: z.enum(IDENTITY_PROVIDERS).
 export const edrSettings = z.object({ provider: z.enum(EDR_PROVIDERS).optional() });
 export const pagerSettings = z.object({ provider: z.enum(PAGER_PROVIDERS).optional() });
 export const phoneSettings = z.object({ provider: z.enum(PHONE_PROVIDERS).optional() });
+export const mailboxSettings = z.object({ provider: z.enum(MAILBOX_PROVIDERS).optional() });
+export const vaultSettings = z.object({ provider: z.enum(VAULT_PROVIDERS).optional() });
 
 /** Entra ID directory ids and app ids are GUIDs or verified domains. */
 const entraId = z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a directory (tenant) id or verified domain');
@@ -103,6 +109,27 @@ export const twilioSettings = z.object({
   language: z.string().regex(/^[a-z]{2,3}(-[A-Za-z]{2,4})?$/, 'must be a language tag such as en-US').optional(),
 });
 
+/** A Vault mount path (`database`, `prod/database`): segments without `..`, no leading or trailing slash. */
+const vaultMount = z
+  .string()
+  .max(200)
+  .regex(/^[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/, 'must be a Vault mount path such as database or prod/database');
+
+export const hashicorpVaultSettings = z.object({
+  /** e.g. https://vault.acme.example:8200 (requests go to <url>/v1/…). */
+  url: httpUrl.optional(),
+  /** Vault Enterprise / HCP namespace, sent as X-Vault-Namespace. */
+  namespace: z
+    .string()
+    .max(200)
+    .regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*\/?$/, 'must be a Vault namespace such as admin or admin/acme')
+    .optional(),
+  /** Mount of the database secrets engine (default database). */
+  database_mount: vaultMount.optional(),
+  /** Mount of the LDAP secrets engine (default ldap). */
+  ldap_mount: vaultMount.optional(),
+});
+
 /** Spread into the tenant config schema (src/pipeline/tenant-config.ts), so the CLI knows these keys. */
 export const tenantIntegrationConfigShape = {
   firewall: firewallSettings.optional(),
@@ -110,12 +137,15 @@ export const tenantIntegrationConfigShape = {
   edr: edrSettings.optional(),
   pager: pagerSettings.optional(),
   phone: phoneSettings.optional(),
+  mailbox: mailboxSettings.optional(),
   msgraph: msgraphSettings.optional(),
   defender: defenderSettings.optional(),
   crowdstrike: crowdstrikeSettings.optional(),
   wazuh: wazuhSettings.optional(),
   pagerduty: pagerdutySettings.optional(),
   twilio: twilioSettings.optional(),
+  vault: vaultSettings.optional(),
+  hashicorp_vault: hashicorpVaultSettings.optional(),
 };
 
 export type TenantIntegrationSection = keyof typeof tenantIntegrationConfigShape;

@@ -59,6 +59,9 @@ export function registerApiV1(app: FastifyInstance, deps: { db: Kysely<Database>
     // An approval decision is made by a person with their own principal token (rpt_…), which
     // its route verifies; the admin token acting as nobody must not be able to decide.
     if (req.method === 'POST' && /^\/api\/v1\/approvals\/[^/]+\/decision(\?|$)/.test(req.url)) return;
+    // Twilio posts a phone call's keypress here and cannot send a bearer token; the route checks
+    // X-Twilio-Signature and its signed one-time token instead (src/engine/phone-ack/).
+    if (req.method === 'POST' && /^\/api\/v1\/phone\/ack\/[^/?]+(\?|$)/.test(req.url)) return;
     requireBearer(req.headers.authorization, deps.apiToken);
   });
 

@@ -10,6 +10,11 @@ export interface MessagingExecutorDeps {
   integrations: TenantIntegrations;
   /** The principal at position 0 (primary) of a tenant's on-call schedule (OnCallDirectory.onCall). */
   onCall(tenantId: string, schedule: string): Promise<string | undefined>;
+  /**
+   * The signed URL a call's "press 1 to acknowledge" posts to (PhoneAcknowledgements.urlFor), or
+   * undefined when this server cannot take it (no https public URL): the call then asks nothing.
+   */
+  acknowledgeUrl?(call: { tenantId: string; runId: string; stepId: string; principalId?: string }): string | undefined;
 }
 
 const SEVERITIES: readonly PagerSeverity[] = ['critical', 'error', 'warning', 'info'];
@@ -23,6 +28,8 @@ const SEVERITIES: readonly PagerSeverity[] = ['critical', 'error', 'warning', 'i
  *   key unless the step sets `dedup_key`, so a retried step folds into the same PagerDuty alert.
  * - `phone.call`: calls `to`, or the primary on-call of `schedule` at the number stored for that
  *   person in the vault (`contact.phone.<principal id>`: personal data, encrypted, masked in logs).
+ *   With an https public URL the call ends in "press 1 to acknowledge", posted to a signed URL
+ *   bound to tenant, run, step and callee (src/engine/phone-ack/).
  * - `mail.send`: through SMTP with a Message-ID derived from the key.
  *
  * @example
@@ -91,9 +98,14 @@ export function createMessagingExecutors(deps: MessagingExecutorDeps): Partial<R
         }
       }
       const phone = await integrations.twilio(sourceOf(ctx));
-      const r = await phone.call(to, message, { idempotencyKey: ctx.idempotencyKey });
-      ctx.log(`${phone.name}: ${r.reused ? 'already called' : 'calling'} ${callee ? `the on-call of ${schedule}` : 'the given number'} (${r.sid}, ${r.status})`);
-      return { vendor: r.vendor, sid: r.sid, status: r.status, reused: r.reused, to, ...(callee ? { principalId: callee, schedule } : {}) };
+      const acknowledgeUrl = deps.acknowledgeUrl?.({ tenantId: ctx.tenantId, runId: ctx.runId, stepId: ctx.stepId, ...(callee ? { principalId: callee } : {}) });
+      const r = await phone.call(to, message, { idempotencyKey: ctx.idempotencyKey, ...(acknowledgeUrl ? { acknowledgeUrl } : {}) });
+      ctx.log(
+        `${phone.name}: ${r.reused ? 'already called' : 'calling'} ${callee ? `the on-call of ${schedule}` : 'the given number'} (${r.sid}, ${r.status})` +
+          (acknowledgeUrl ? ', asking to press 1 to acknowledge' : ''),
+      );
+      // The URL itself is a credential for the keypress: it goes to Twilio only, not into the output.
+      return { vendor: r.vendor, sid: r.sid, status: r.status, reused: r.reused, to, acknowledgement: acknowledgeUrl ? 'requested' : 'off', ...(callee ? { principalId: callee, schedule } : {}) };
     },
 
     'mail.send': async (input, ctx) => {

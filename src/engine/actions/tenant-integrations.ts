@@ -1,24 +1,30 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ReflexError } from '../../errors.ts';
-import type { Firewall, HostContainment, IdempotencyStore, IdentityProvider, Mailer } from '../../integrations/containment-ports.ts';
+import type { CredentialVault, Firewall, HostContainment, IdempotencyStore, IdentityProvider, MailboxAdmin, Mailer } from '../../integrations/containment-ports.ts';
 import { CrowdStrikeClient } from '../../integrations/crowdstrike/crowdstrike-client.ts';
 import { DefenderClient } from '../../integrations/defender/defender-client.ts';
+import { HashiCorpVaultClient } from '../../integrations/hashicorp-vault/hashicorp-vault-client.ts';
 import { RestBlocklistFirewall } from '../../integrations/firewall/rest-blocklist-firewall.ts';
+import { GraphMailboxAdmin, type GraphMailboxAdminOptions } from '../../integrations/msgraph/graph-mailbox-admin.ts';
 import { MicrosoftGraphClient } from '../../integrations/msgraph/msgraph-client.ts';
 import { PagerDutyClient } from '../../integrations/pagerduty/pagerduty-client.ts';
+import { TheHiveClient } from '../../integrations/thehive/thehive-client.ts';
 import {
   crowdstrikeSettings,
   defenderSettings,
   edrSettings,
   firewallSettings,
+  hashicorpVaultSettings,
   identitySettings,
+  mailboxSettings,
   msgraphSettings,
   pagerdutySettings,
   pagerSettings,
   phoneSettings,
   twilioSettings,
+  vaultSettings,
   wazuhSettings,
   type TenantIntegrationSection,
 } from '../../integrations/tenant-integration-config.ts';
@@ -39,14 +45,19 @@ export interface TenantSource {
 }
 
 export interface TenantIntegrationsDeps {
-  /** Where Twilio remembers what an idempotency key already sent (the engine's database). */
+  /** Where Twilio (and the vault adapter) remember what an idempotency key already did (the engine's database). */
   idempotencyStore(tenantId: string): IdempotencyStore;
   /** The deployment's mailer (SMTP_URL), or undefined when this server has none. */
   mailer(): Mailer | undefined;
   logger?: Pick<Logger, 'warn'>;
   /** Most clients kept at once (tenants × ports). Default 500. */
   maxCached?: number;
+  /** Tuning of the Graph mailbox client (tests shorten its waits). */
+  mailboxOptions?: Pick<GraphMailboxAdminOptions, 'concurrency' | 'throttleRetries' | 'maxThrottleWaitMs' | 'maxMessageBytes' | 'sleep'>;
 }
+
+/** The pipeline's `thehive` section (src/pipeline/tenant-config.ts), read here for `case.comment`. */
+const thehiveSettings = z.object({ url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }), organisation: z.string().optional() });
 
 /** Schedule names as on-call rotations spell them; they become part of a vault secret name. */
 const SCHEDULE = /^[A-Za-z0-9._-]{1,80}$/;
@@ -182,6 +193,58 @@ export class TenantIntegrations {
     }
   }
 
+  /**
+   * The tenant's `MailboxAdmin`: `mailbox.provider` = `msgraph` (Exchange Online), signing in with
+   * the tenant's `msgraph.*` app and `msgraph.client_secret` (the app needs Mail.ReadWrite and
+   * User.Read.All besides the identity permissions).
+   */
+  async mailbox(src: TenantSource): Promise<MailboxAdmin> {
+    const provider = chooseProvider(src, 'mailbox', settings(src, 'mailbox', mailboxSettings).provider, ['msgraph']);
+    switch (provider) {
+      case 'msgraph': {
+        const g = settings(src, 'msgraph', msgraphSettings);
+        const why = 'mailbox.provider is msgraph';
+        const tenantId = need(src, 'msgraph.tenant_id', g.tenant_id, why);
+        const clientId = need(src, 'msgraph.client_id', g.client_id, why);
+        const clientSecret = await src.secrets.require('msgraph.client_secret');
+        return this.cached(src, 'mailbox:msgraph', [g, clientSecret], () =>
+          new GraphMailboxAdmin({
+            tenantId,
+            clientId,
+            clientSecret,
+            ...(g.graph_url ? { graphUrl: g.graph_url } : {}),
+            ...(g.login_url ? { loginUrl: g.login_url } : {}),
+            ...(g.scope ? { scope: g.scope } : {}),
+            ...this.deps.mailboxOptions,
+          }),
+        );
+      }
+    }
+  }
+
+  /**
+   * The tenant's TheHive (`thehive.url`, `thehive.organisation`, secret `thehive.api_key`), the
+   * case system the pipeline syncs alerts to; undefined when the tenant has none. A URL without
+   * its key is a configuration error, not "no TheHive": comments would silently go nowhere.
+   */
+  async caseSystem(src: TenantSource): Promise<TheHiveClient | undefined> {
+    const raw = src.config['thehive'];
+    if (raw === undefined || raw === null) return undefined;
+    const parsed = thehiveSettings.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const key = ['thehive', ...(issue?.path ?? []).map(String)].join('.');
+      throw new ReflexError('config.invalid', `tenant ${src.tenantId}: config key ${key}: ${issue?.message ?? 'invalid'}`, {
+        retryable: false,
+        safeMessage: `Tenant ${src.tenantId} has an invalid setting ${key} (reflex tenant config ${src.tenantId} --set ${key}=…).`,
+        details: { key },
+      });
+    }
+    const apiKey = await src.secrets.require('thehive.api_key');
+    // Stateless (an API key, no login): built per call.
+    return new TheHiveClient({ baseUrl: parsed.data.url, apiKey, ...(parsed.data.organisation ? { organisation: parsed.data.organisation } : {}) });
+  }
+
   /** The tenant's Wazuh manager API (`wazuh.base_url`, `wazuh.api_user`, secret `wazuh.api_password`). */
   async wazuh(src: TenantSource, why = 'the step runs a Wazuh active response'): Promise<WazuhClient> {
     return this.wazuhClient(src, await this.wazuhLogin(src, why));
@@ -243,6 +306,33 @@ export class TenantIntegrations {
         ...(this.deps.logger ? { logger: this.deps.logger } : {}),
       }),
     );
+  }
+
+  /**
+   * The tenant's `CredentialVault`: `vault.provider` = `hashicorp` (`hashicorp_vault.url`, optional
+   * `.namespace`, `.database_mount`, `.ldap_mount`; secret `hashicorp_vault.token`). Its records of
+   * what a key already rotated live in the engine's idempotency store, like Twilio's.
+   */
+  async credentialVault(src: TenantSource): Promise<CredentialVault> {
+    const provider = chooseProvider(src, 'vault', settings(src, 'vault', vaultSettings).provider, ['hashicorp']);
+    switch (provider) {
+      case 'hashicorp': {
+        const v = settings(src, 'hashicorp_vault', hashicorpVaultSettings);
+        const baseUrl = need(src, 'hashicorp_vault.url', v.url, 'vault.provider is hashicorp');
+        const token = await src.secrets.require('hashicorp_vault.token');
+        return this.cached(src, 'vault:hashicorp', [v, token], () =>
+          new HashiCorpVaultClient({
+            baseUrl,
+            token,
+            store: this.deps.idempotencyStore(src.tenantId),
+            ...(v.namespace ? { namespace: v.namespace } : {}),
+            ...(v.database_mount ? { databaseMount: v.database_mount } : {}),
+            ...(v.ldap_mount ? { ldapMount: v.ldap_mount } : {}),
+            ...(this.deps.logger ? { logger: this.deps.logger } : {}),
+          }),
+        );
+      }
+    }
   }
 
   /** The deployment's mailer; e-mail is configured per server (SMTP_URL, SMTP_FROM), not per tenant. */

@@ -186,7 +186,7 @@ function userPath(user: string): string {
 }
 
 /** Graph's error envelope: `{"error":{"code":"Request_ResourceNotFound","message":"…"}}`. */
-function describeGraphError(body: unknown): string | undefined {
+export function describeGraphError(body: unknown): string | undefined {
   if (!isRecord(body) || !isRecord(body.error)) return undefined;
   const { code, message } = body.error;
   return [code, message].filter((s) => typeof s === 'string' && s !== '').join(': ') || undefined;

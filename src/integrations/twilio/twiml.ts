@@ -69,3 +69,27 @@ export function buildCallTwiml(message: string, opts: CallTwimlOptions = {}): st
   }
   return twiml;
 }
+
+export interface AnswerTwimlOptions {
+  voice?: string;
+  language?: string;
+  /** Asks for the keypress again, posting it to this URL (a wrong key, the caller gets another go). */
+  gatherUrl?: string;
+}
+
+/**
+ * The TwiML answering a keypress: what happened, optionally the prompt again, then hang up.
+ * Always escaped like the call itself.
+ *
+ * @example
+ * buildAnswerTwiml('Acknowledged. Goodbye.')
+ * // '<?xml version="1.0" encoding="UTF-8"?><Response><Say>Acknowledged. Goodbye.</Say><Hangup/></Response>'
+ */
+export function buildAnswerTwiml(text: string, opts: AnswerTwimlOptions = {}): string {
+  const sayAttrs =
+    (opts.voice ? ` voice="${escapeXml(opts.voice)}"` : '') + (opts.language ? ` language="${escapeXml(opts.language)}"` : '');
+  const gather = opts.gatherUrl
+    ? `<Gather numDigits="1" method="POST" action="${escapeXml(opts.gatherUrl)}"><Say${sayAttrs}>Press 1 to acknowledge.</Say></Gather>`
+    : '';
+  return `<?xml version="1.0" encoding="UTF-8"?><Response><Say${sayAttrs}>${escapeXml(text)}</Say>${gather}<Hangup/></Response>`;
+}

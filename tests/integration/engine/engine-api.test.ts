@@ -155,9 +155,9 @@ describe('engine API', () => {
     expect(brute.steps.find((s) => s.step_id === 'block_ip')).toMatchObject({ status: 'failed', attempt: 1, error: 'tenant acme: config key firewall.provider is not set, so no firewall is configured' });
     expect(brute.status).toBe('failed');
 
-    // phishing-triage: the mailbox client is not wired.
+    // phishing-triage: this tenant has no mailbox provider (phishing-playbook.test.ts runs it against Graph).
     const phish = await waitFor(await startRun('phishing-triage', { message_id: '<abc@mail.example>', reporter: 'ana@acme.example' }), ['failed']);
-    expect(phish.steps[0]).toMatchObject({ step_id: 'fetch', error: 'action mail.get_message is not configured on this server' });
+    expect(phish.steps[0]).toMatchObject({ step_id: 'fetch', attempt: 1, error: 'tenant acme: config key mailbox.provider is not set, so no mailbox is configured' });
 
     // Gated playbooks open their gate and wait.
     for (const [playbook, inputs, gate] of [

@@ -141,9 +141,17 @@ describe('vendor executors cover the INTEGRATIONS.md mapping', () => {
         'identity.disable_user', 'identity.enable_user', 'identity.revoke_sessions', 'identity.reset_password',
         'host.isolate', 'host.release', 'wazuh.active_response',
         'pager.page', 'phone.call', 'mail.send',
+        'vault.rotate_credential',
+        'mail.get_message', 'mail.delete_message',
       ].sort(),
     );
     for (const name of names) expect(ACTION_CATALOGUE).toHaveProperty([name]);
+  });
+
+  it('registers case.comment only when given the database (it writes the incident timeline)', () => {
+    expect(executors().has('case.comment')).toBe(false);
+    const withDb = new Map(createVendorExecutors({ integrations, onCall: async () => undefined, db: {} as never }));
+    expect(withDb.has('case.comment')).toBe(true);
   });
 });
 
