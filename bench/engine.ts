@@ -1,6 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import net from 'node:net';
 import os from 'node:os';
-import { sql } from 'kysely';
+import { readFileSync } from 'node:fs';
+import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { createLogger } from '../src/app/logger.ts';
@@ -13,6 +15,7 @@ import { PlaybookCatalog } from '../src/engine/run/playbook-catalog.ts';
 import { RunEngine } from '../src/engine/run-engine.ts';
 import { auditedWrite } from '../src/store/audit-log.ts';
 import { createDatabase, migrateToLatest } from '../src/store/database.ts';
+import type { Database } from '../src/store/schema.ts';
 import { grantRole } from '../src/store/principals.ts';
 import { SecretsVault } from '../src/store/secrets-vault.ts';
 import { fmt, percentile } from './stats.ts';
@@ -24,6 +27,10 @@ import { fmt, percentile } from './stats.ts';
  * - p95 from a triggering event (`onAlert`) to its first action starting;
  * - p95 from an approval click (`decide`) to the gated action starting.
  * Targets (Redis): >= 500 runs/s, first action p95 < 25 ms, approval to action p95 < 100 ms.
+ * For the throughput phase it also prints socket writes and CPU per step (this process, its
+ * PostgreSQL backends, redis-server) and the group commits' batch sizes: docs/ENGINE.md reads them.
+ * BENCH_ENGINE_IN_FLIGHT (runs at once) and BENCH_ENGINE_CONCURRENCY (step workers) set the load;
+ * batches, and so throughput, grow with them.
  */
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -31,6 +38,46 @@ const RUNS = Number(process.env.BENCH_ENGINE_RUNS ?? 1000);
 const IN_FLIGHT = Number(process.env.BENCH_ENGINE_IN_FLIGHT ?? 64);
 const LATENCY_SAMPLES = Number(process.env.BENCH_ENGINE_SAMPLES ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_ENGINE_CONCURRENCY ?? 16);
+const PG_PORT = Number(new URL(DATABASE_URL).port || 5432);
+const REDIS_PORT = Number(new URL(REDIS_URL).port || 6379);
+
+/** CPU time (user + system, ms) of processes by pid, from /proc (Linux); 0 where unreadable. */
+function cpuMs(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone, or not Linux
+    }
+  }
+  return ticks * 10; // USER_HZ = 100
+}
+
+/**
+ * Where the CPU of the throughput phase went: this process, the PostgreSQL backends serving its
+ * connections, and the Redis server (shared with whatever else uses it). On 2 cores the sum per
+ * step is the ceiling: 2,000 ms / (CPU ms per step) steps/s with nothing else running.
+ */
+async function cpuSnapshot(db: Kysely<Database>): Promise<{ node: number; postgres: Map<number, number>; redis: number }> {
+  const ports = [...pgLocalPorts];
+  const rows = ports.length
+    ? (await sql<{ pid: number }>`select pid from pg_stat_activity where client_port = any(${ports}::int[]) and client_addr in ('127.0.0.1', '::1')`.execute(db)).rows
+    : [];
+  const pgPids = rows.map((r) => r.pid);
+  let redisPid = 0;
+  try {
+    const redis = new Redis(REDIS_URL);
+    const info = await redis.info('server');
+    redis.disconnect();
+    redisPid = Number(/process_id:(\d+)/.exec(info)?.[1] ?? 0);
+  } catch {
+    // no figure for Redis
+  }
+  const usage = process.cpuUsage();
+  return { node: (usage.user + usage.system) / 1000, postgres: new Map(pgPids.map((p) => [p, cpuMs([p])])), redis: redisPid ? cpuMs([redisPid]) : 0 };
+}
 
 const action = (id: string) => `  - id: ${id}\n    action: case.comment\n    with: { text: "${id} \${{ inputs.host }}" }\n`;
 const FIVE = parsePlaybook(
@@ -61,6 +108,26 @@ steps:
 `,
   'bench-gated.yaml',
 );
+
+/**
+ * Socket writes from this process per remote port: every PostgreSQL statement (or pipelined
+ * batch) and every Redis command batch is one write, and on this machine the write syscalls are
+ * the largest single cost of a step (see docs/ENGINE.md, Performance). Counted for the
+ * throughput phase and printed per step.
+ */
+const socketWrites = new Map<number, number>();
+/** Local ports of this process's PostgreSQL connections, to find their backends' pids. */
+const pgLocalPorts = new Set<number>();
+{
+  const proto = net.Socket.prototype as unknown as { _writeGeneric: (...args: unknown[]) => unknown };
+  const write = proto._writeGeneric;
+  proto._writeGeneric = function (this: net.Socket, ...args: unknown[]) {
+    const port = this.remotePort ?? 0;
+    if (port === PG_PORT && this.localPort) pgLocalPorts.add(this.localPort);
+    socketWrites.set(port, (socketWrites.get(port) ?? 0) + 1);
+    return write.apply(this, args);
+  };
+}
 
 interface Backend {
   name: string;
@@ -105,7 +172,9 @@ const BACKENDS: Backend[] = [
 
 async function benchBackend(backend: Backend): Promise<void> {
   const schema = `bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-  const database = createDatabase({ url: DATABASE_URL, schema, max: CONCURRENCY + 4 });
+  // The batched hot path needs few connections (two per group commit); locked transitions take one
+  // each. Capped, as the machine's PostgreSQL is shared.
+  const database = createDatabase({ url: DATABASE_URL, schema, max: Math.min(CONCURRENCY + 4, 40) });
   await migrateToLatest(database.db, schema);
   await ensureTenant(database.db, 'acme', 'ACME');
   const queueConfig = backend.config(schema);
@@ -118,6 +187,7 @@ async function benchBackend(backend: Backend): Promise<void> {
   });
   const engine = new RunEngine({
     db: database.db,
+    pool: database.pool,
     queues,
     vault: new SecretsVault(database.db, randomBytes(32)),
     catalog: new PlaybookCatalog([FIVE, GATED]),
@@ -133,18 +203,18 @@ async function benchBackend(backend: Backend): Promise<void> {
   });
   engine.startWorkers();
   const service = new PlaybookEngineService(engine);
+  // Runs that finished before anyone waited for them (a fast run can end before start() returns).
   const finished = new Map<string, () => void>();
-  engine.onRunFinished((runId) => finished.get(runId)?.());
-  // Registers for the finish signal, then checks once in case the run finished before that.
+  const finishedEarly = new Set<string>();
+  engine.onRunFinished((runId) => {
+    const resolve = finished.get(runId);
+    if (resolve) resolve();
+    else finishedEarly.add(runId);
+  });
   const awaitRun = (runId: string) =>
     new Promise<void>((resolve) => {
-      finished.set(runId, resolve);
-      void engine.runs
-        .load(runId)
-        .then((r) => {
-          if (r && ['succeeded', 'failed', 'cancelled'].includes(r.status)) resolve();
-        })
-        .catch(() => undefined);
+      if (finishedEarly.delete(runId)) resolve();
+      else finished.set(runId, resolve);
     });
 
   try {
@@ -155,6 +225,8 @@ async function benchBackend(backend: Backend): Promise<void> {
     }
 
     // 1. Throughput: RUNS runs, at most IN_FLIGHT at a time.
+    socketWrites.clear();
+    const cpu0 = await cpuSnapshot(database.db);
     const t0 = performance.now();
     let next = 0;
     const worker = async () => {
@@ -166,6 +238,14 @@ async function benchBackend(backend: Backend): Promise<void> {
     };
     await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
     const seconds = (performance.now() - t0) / 1000;
+    const writes = new Map(socketWrites);
+    const cpu1 = await cpuSnapshot(database.db);
+    let pgMs = 0;
+    for (const [pid, ms] of cpu1.postgres) pgMs += ms - (cpu0.postgres.get(pid) ?? 0);
+    const cpuPerStep = (ms: number) => fmt(ms / (RUNS * 5), 2);
+    const batches = Object.entries({ 'run start': engine.writes.runStarts, 'step read': engine.writes.reads, 'step start': engine.writes.stepStarts, 'step settle': engine.writes.stepSucceeded, enqueue: engine.steps.adds })
+      .map(([name, g]) => `${name} ${fmt(g.stats.items / Math.max(1, g.stats.batches), 1)} items/${fmt(g.stats.flushMs / Math.max(1, g.stats.batches), 1)} ms`)
+      .join(', ');
     // Where the time goes, from the rows: queued -> started (queue hop + start transition) and
     // started -> finished (executor + settle transition), averaged over the throughput runs' steps.
     const split = await sql<{ queue_ms: number; run_ms: number; n: number }>`
@@ -209,6 +289,10 @@ async function benchBackend(backend: Backend): Promise<void> {
     console.log(`## queue backend: ${backend.name}  (worker concurrency ${CONCURRENCY}, ${os.cpus().length} CPUs)`);
     console.log(`throughput: ${RUNS} runs of 5 action steps, ${IN_FLIGHT} in flight: ${fmt(seconds, 2)} s -> ${fmt(RUNS / seconds)} runs/s, ${fmt((RUNS * 5) / seconds)} steps/s (${failed.n} not succeeded)`);
     console.log(`  per step (averages): queued -> started ${fmt(split.rows[0]!.queue_ms, 1)} ms, started -> settled ${fmt(split.rows[0]!.run_ms, 1)} ms`);
+    const perStep = (port: number) => fmt((writes.get(port) ?? 0) / (RUNS * 5), 2);
+    console.log(`  socket writes per step (run start included): PostgreSQL ${perStep(PG_PORT)}, Redis ${perStep(REDIS_PORT)}`);
+    console.log(`  CPU ms per step: node ${cpuPerStep(cpu1.node - cpu0.node)}, its PostgreSQL backends ${cpuPerStep(pgMs)}, redis-server ${cpuPerStep(cpu1.redis - cpu0.redis)} (throughput phase)`);
+    console.log(`  group commits (average batch / flush time): ${batches}`);
     console.log(`event -> first action start: p50 ${fmt(percentile(firstAction, 50), 1)} ms, p95 ${fmt(percentile(firstAction, 95), 1)} ms, max ${fmt(Math.max(...firstAction), 1)} ms (${LATENCY_SAMPLES} events, one at a time)`);
     console.log(`approval click -> gated action start: p50 ${fmt(percentile(approvalToAction, 50), 1)} ms, p95 ${fmt(percentile(approvalToAction, 95), 1)} ms, max ${fmt(Math.max(...approvalToAction), 1)} ms (${LATENCY_SAMPLES} gates)`);
   } finally {
@@ -228,10 +312,9 @@ async function waitFor(cond: () => boolean | Promise<boolean>): Promise<void> {
 }
 
 /**
- * The ceiling every engine figure sits under: each step appends to the hash-chained audit log,
- * whose single advisory lock is held until the transaction commits (and fsyncs), so audited
- * writes are serialised machine-wide. Measured here so the throughput figures can be read
- * against it.
+ * What an audited transaction costs on this machine (an empty transaction plus one audit row; the
+ * chain is sealed after commit, so writers do not wait for each other). Printed first, so the
+ * engine's figures can be read against the machine of the moment.
  */
 async function auditCeiling(): Promise<void> {
   const schema = `bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;

@@ -82,6 +82,7 @@ export const engineFeature: Feature = {
     };
     const engine = new RunEngine({
       db: ctx.store.db,
+      pool: ctx.store.database.pool,
       queues: ctx.queues,
       vault: ctx.store.vault,
       catalog,

@@ -14,13 +14,14 @@ import type { ActionRegistry } from './actions/registry.ts';
 import { engineDb } from './engine-schema.ts';
 import { DefinitionCache } from './run/definition-cache.ts';
 import type { PlaybookCatalog } from './run/playbook-catalog.ts';
-import { buildRunContext, isVaultRef, sensitiveValues, TenantInfoCache } from './run/run-context.ts';
-import type { ExpressionContext } from './expressions.ts';
+import { buildRunContext, isVaultRef, runContextFrom, sensitiveValues, TenantInfoCache } from './run/run-context.ts';
+import type { ExpressionContext, StepResultView } from './expressions.ts';
 import type { Playbook } from './manifest/types.ts';
 import { loadRun, type Effect, type RunRecord, type RunStatus } from './run/run-record.ts';
 import { ApprovalsSystem } from './systems/approvals-system.ts';
 import { RevertsSystem } from './systems/reverts-system.ts';
 import { RunsSystem } from './systems/runs-system.ts';
+import { BatchedWrites, type PreparedQueryPool } from './systems/batched-writes.ts';
 import { STEP_QUEUE, StepsSystem, type StepJob } from './systems/steps-system.ts';
 import { TIMER_QUEUE, TimersSystem } from './systems/timers-system.ts';
 import { WaitsSystem } from './systems/waits-system.ts';
@@ -43,6 +44,11 @@ import { WaitsSystem } from './systems/waits-system.ts';
  */
 export interface RunEngineDeps {
   db: Kysely<Database>;
+  /**
+   * The pg Pool under `db`, when there is one: the batched statements (systems/batched-writes.ts)
+   * then run as named prepared statements, planned once per connection.
+   */
+  pool?: PreparedQueryPool;
   queues: QueueSystem;
   vault: Pick<SecretsVault, 'get' | 'set'>;
   catalog: PlaybookCatalog;
@@ -89,6 +95,8 @@ export class RunEngine {
   readonly oncall: OnCallDirectory;
   readonly definitions: DefinitionCache;
   readonly tenants: TenantInfoCache;
+  /** The hot path as group commits: step reads, starts and linear settles, run starts. */
+  readonly writes: BatchedWrites;
   private readonly finishedListeners = new Set<RunFinishedListener>();
   private readonly inputCache = new Map<string, Record<string, unknown>>();
   private reconciler: NodeJS.Timeout | undefined;
@@ -98,6 +106,7 @@ export class RunEngine {
     this.definitions = new DefinitionCache(deps.db, deps.catalog);
     this.tenants = new TenantInfoCache(deps.db);
     this.oncall = new OnCallDirectory(deps.db);
+    this.writes = new BatchedWrites(deps.db, deps.pool);
     this.runs = new RunsSystem(this);
     this.steps = new StepsSystem(this);
     this.waits = new WaitsSystem(this);
@@ -152,6 +161,11 @@ export class RunEngine {
   /** The expression context of a run: `{ event, inputs, steps, tenant }`, read now. */
   async context(run: RunRecord): Promise<ExpressionContext> {
     return buildRunContext(this.deps.db, this.tenants, run, await this.runInputs(run));
+  }
+
+  /** The same context from step results already read with the step's job (steps-system). */
+  async contextFrom(run: RunRecord, steps: Record<string, StepResultView>): Promise<ExpressionContext> {
+    return runContextFrom(this.tenants, run, await this.runInputs(run), steps);
   }
 
   /** Values a run's logs must never show (its sensitive inputs). */

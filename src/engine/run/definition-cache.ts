@@ -15,6 +15,18 @@ import { StepGraph } from './step-graph.ts';
 export interface Definition {
   playbook: Playbook;
   graph: StepGraph;
+  /**
+   * Only action, script and notify steps, one after another (no condition, parallel, approval,
+   * wait or revert): a success then just queues the next step or ends the run, and nothing else
+   * of the run (gates, waits, timers) can be open. Such steps settle through the batched write
+   * path (systems/step-writes.ts).
+   */
+  linear: boolean;
+}
+
+function define(playbook: Playbook): Definition {
+  const linear = playbook.steps.every((s) => s.kind === 'action' || s.kind === 'script' || s.kind === 'notify');
+  return { playbook, graph: new StepGraph(playbook), linear };
 }
 
 const MAX_CACHED = 500;
@@ -26,7 +38,7 @@ export class DefinitionCache {
     private readonly db: Kysely<Database>,
     private readonly catalog: PlaybookCatalog,
   ) {
-    for (const e of catalog.list()) this.cache.set(e.hash, { playbook: e.playbook, graph: new StepGraph(e.playbook) });
+    for (const e of catalog.list()) this.cache.set(e.hash, define(e.playbook));
   }
 
   /** The step graph of a cached definition, without a database round trip. */
@@ -40,7 +52,7 @@ export class DefinitionCache {
     const row = await engineDb(this.db).selectFrom('playbook_definitions').select('definition').where('hash', '=', hash).executeTakeFirst();
     if (!row) throw new ReflexError('internal', `playbook definition ${hash} is missing`);
     const playbook = row.definition as Playbook;
-    const def = { playbook, graph: new StepGraph(playbook) };
+    const def = define(playbook);
     if (this.cache.size >= MAX_CACHED) this.cache.clear();
     this.cache.set(hash, def);
     return def;

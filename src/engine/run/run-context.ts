@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../store/schema.ts';
-import type { ExpressionContext } from '../expressions.ts';
+import type { ExpressionContext, StepResultView } from '../expressions.ts';
 import type { Playbook } from '../manifest/types.ts';
 import { loadStepViews, type RunRecord } from './run-record.ts';
 
@@ -51,6 +51,16 @@ export async function buildRunContext(
 ): Promise<ExpressionContext> {
   const [steps, tenant] = await Promise.all([loadStepViews(db, run.id), tenants.get(run.tenantId)]);
   return { event: run.event ?? undefined, inputs, steps, tenant };
+}
+
+/** The same context from step results already read (the batched job read of steps-system). */
+export async function runContextFrom(
+  tenants: TenantInfoCache,
+  run: RunRecord,
+  inputs: Record<string, unknown>,
+  steps: Record<string, StepResultView>,
+): Promise<ExpressionContext> {
+  return { event: run.event ?? undefined, inputs, steps, tenant: await tenants.get(run.tenantId) };
 }
 
 /** Values that must never appear in logs: the run's sensitive inputs. */

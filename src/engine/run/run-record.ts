@@ -37,14 +37,25 @@ export type Effect =
   | { kind: 'timer'; timerId: string; delayMs: number }
   | { kind: 'call'; what: string; fn: () => Promise<void> };
 
-export async function loadRun(db: Kysely<Database> | Transaction<Database>, runId: string, lock = false): Promise<RunRecord | undefined> {
-  let q = engineDb(db as Kysely<Database>)
-    .selectFrom('playbook_runs')
-    .select(['id', 'tenant_id', 'playbook_id', 'playbook_version', 'status', 'incident_id', 'started_by', 'inputs', 'event', 'definition_hash', 'batch_id', 'created_at'])
-    .where('id', '=', runId);
-  if (lock) q = q.forUpdate();
-  const r = await q.executeTakeFirst();
-  if (!r || !r.definition_hash) return undefined;
+/** The columns of playbook_runs a RunRecord is made of, as PostgreSQL returns them. */
+export interface RunRow {
+  id: string;
+  tenant_id: string;
+  playbook_id: string;
+  playbook_version: string;
+  status: string;
+  incident_id: string | null;
+  started_by: string;
+  inputs: Record<string, unknown>;
+  event: unknown;
+  definition_hash: string | null;
+  batch_id: string | null;
+  created_at: Date;
+}
+
+/** A run row as the systems see it; undefined for a row without a definition (never executable). */
+export function toRunRecord(r: RunRow): RunRecord | undefined {
+  if (!r.definition_hash) return undefined;
   return {
     id: r.id,
     tenantId: r.tenant_id,
@@ -59,6 +70,16 @@ export async function loadRun(db: Kysely<Database> | Transaction<Database>, runI
     batchId: r.batch_id,
     createdAt: r.created_at,
   };
+}
+
+export async function loadRun(db: Kysely<Database> | Transaction<Database>, runId: string, lock = false): Promise<RunRecord | undefined> {
+  let q = engineDb(db as Kysely<Database>)
+    .selectFrom('playbook_runs')
+    .select(['id', 'tenant_id', 'playbook_id', 'playbook_version', 'status', 'incident_id', 'started_by', 'inputs', 'event', 'definition_hash', 'batch_id', 'created_at'])
+    .where('id', '=', runId);
+  if (lock) q = q.forUpdate();
+  const r = await q.executeTakeFirst();
+  return r ? toRunRecord(r as RunRow) : undefined;
 }
 
 /** `steps.<id>` as expressions see them: the latest attempt of each step. */

@@ -7,7 +7,7 @@ import { appendTimeline } from '../../store/incidents.ts';
 import { canonicalJson } from '../../store/canonical-json.ts';
 import { engineDb } from '../engine-schema.ts';
 import { resolveRunInputs } from '../run/run-inputs.ts';
-import { loadRun, type Effect, type RunRecord, type RunStatus } from '../run/run-record.ts';
+import { loadRun, type RunRecord, type RunStatus } from '../run/run-record.ts';
 import { maskSecrets } from '../run/secret-masking.ts';
 import { runSecretName, sensitiveValues } from '../run/run-context.ts';
 import type { RunEngine, TransitionTx } from '../run-engine.ts';
@@ -43,8 +43,6 @@ export interface StartedRun {
   status: RunStatus;
   created: boolean;
 }
-
-class DuplicateTrigger extends Error {}
 
 export class RunsSystem {
   private readonly storedDefinitions = new Set<string>();
@@ -87,68 +85,34 @@ export class RunsSystem {
       await this.engine.deps.vault.set(input.tenantId, name, JSON.stringify(inputs[declared.name]), input.startedBy);
       stored[declared.name] = { $vault: name };
     }
-    let started: { id: string; effects: Effect[] };
-    try {
-      started = await auditedWrite(db, input.startedBy, async (trx, audit) => {
-        const t = engineDb(trx);
-        if (!this.storedDefinitions.has(hash)) {
-          await t
-            .insertInto('playbook_definitions')
-            .values({ hash, playbook_id: playbook.id, version: playbook.version, definition: canonicalJson(playbook) })
-            .onConflict((oc) => oc.column('hash').doNothing())
-            .execute();
-        }
-        const row = await t
-          .insertInto('playbook_runs')
-          .values({
-            id: runId,
-            tenant_id: input.tenantId,
-            playbook_id: playbook.id,
-            playbook_version: String(playbook.version),
-            status: 'running',
-            trigger: JSON.stringify(input.trigger ?? { kind: input.manual ? 'manual' : 'event' }),
-            inputs: JSON.stringify(stored),
-            incident_id: input.incidentId ?? null,
-            started_by: input.startedBy,
-            started_at: new Date(),
-            definition_hash: hash,
-            event: input.event === undefined ? null : JSON.stringify(input.event),
-            trigger_key: input.triggerKey ?? null,
-            batch_id: input.batchId ?? null,
-          })
-          .onConflict((oc) => oc.column('trigger_key').doNothing())
-          .returning('id')
-          .executeTakeFirst();
-        if (!row) throw new DuplicateTrigger();
-        await t.insertInto('run_steps').values({ run_id: row.id, tenant_id: input.tenantId, step_id: first.id, attempt: 1, status: 'queued', kind: first.kind }).execute();
-        if (input.incidentId) {
-          await appendTimeline(trx, {
-            tenantId: input.tenantId,
-            incidentId: input.incidentId,
-            kind: 'playbook.run.started',
-            actor: input.startedBy,
-            text: `Playbook ${playbook.name} (${playbook.id} v${playbook.version}) started`,
-            data: { runId: row.id, playbookId: playbook.id },
-          });
-        }
-        audit({
-          tenantId: input.tenantId,
-          action: 'run.start',
-          target: `run:${row.id}`,
-          delta: { playbookId: playbook.id, version: playbook.version, definition: hash, inputs: masked as Record<string, unknown>, trigger: input.triggerKey ?? (input.manual ? 'manual' : 'event') },
-        });
-        return { id: row.id, effects: [{ kind: 'step', runId: row.id, stepId: first.id, attempt: 1, delayMs: 0 } as Effect] };
-      });
-    } catch (err) {
-      if (err instanceof DuplicateTrigger && input.triggerKey) {
-        const existing = await engineDb(db).selectFrom('playbook_runs').select(['id', 'status']).where('trigger_key', '=', input.triggerKey).executeTakeFirstOrThrow();
-        return { id: existing.id, status: existing.status as RunStatus, created: false };
-      }
-      throw err;
+    // One batched statement (systems/batched-writes.ts): definition, run row, first step queued,
+    // the incident's timeline entry and the audit row, committed together.
+    const created = await this.engine.writes.runStarts.submit({
+      id: runId,
+      tenantId: input.tenantId,
+      playbookId: playbook.id,
+      playbookVersion: String(playbook.version),
+      definitionHash: hash,
+      definition: this.storedDefinitions.has(hash) ? null : { hash, version: playbook.version, json: canonicalJson(playbook) },
+      trigger: input.trigger ?? { kind: input.manual ? 'manual' : 'event' },
+      inputs: stored,
+      incidentId: input.incidentId ?? null,
+      startedBy: input.startedBy,
+      event: input.event,
+      triggerKey: input.triggerKey ?? null,
+      batchId: input.batchId ?? null,
+      first: { stepId: first.id, kind: first.kind },
+      timelineText: `Playbook ${playbook.name} (${playbook.id} v${playbook.version}) started`,
+      auditDelta: { playbookId: playbook.id, version: playbook.version, definition: hash, inputs: masked as Record<string, unknown>, trigger: input.triggerKey ?? (input.manual ? 'manual' : 'event') },
+    });
+    if (!created) {
+      // Another start holds the trigger key (a retried trigger stage): that run is the answer.
+      const existing = await engineDb(db).selectFrom('playbook_runs').select(['id', 'status']).where('trigger_key', '=', input.triggerKey ?? '').executeTakeFirstOrThrow();
+      return { id: existing.id, status: existing.status as RunStatus, created: false };
     }
     this.storedDefinitions.add(hash);
-    await this.engine.apply(started.effects);
-    return { id: started.id, status: 'running', created: true };
+    await this.engine.steps.enqueue({ runId, stepId: first.id, attempt: 1 });
+    return { id: runId, status: 'running', created: true };
   }
 
   /** Ends the run inside a transition: its status, open gates, waits and timers (not reverts). */

@@ -2,13 +2,15 @@ import { sql } from 'kysely';
 import { ReflexError, assertNever, toReflexError } from '../../errors.ts';
 import { appendTimeline } from '../../store/incidents.ts';
 import { engineDb } from '../engine-schema.ts';
-import { evaluateCondition, type ExpressionContext } from '../expressions.ts';
+import { evaluateCondition, type ExpressionContext, type StepResultView } from '../expressions.ts';
 import type { ConditionStep, ParallelStep, Step } from '../manifest/types.ts';
+import { GroupCommit } from '../run/group-commit.ts';
 import { TERMINAL_RUN, type RunRecord } from '../run/run-record.ts';
 import type { Definition } from '../run/definition-cache.ts';
 import { maskSecrets } from '../run/secret-masking.ts';
 import type { RunEngine, TransitionTx } from '../run-engine.ts';
 import { executeSideEffectStep, type SideEffectOutcome } from '../step-kinds/side-effect-steps.ts';
+import type { JobState } from './batched-writes.ts';
 
 /**
  * Steps: the job of one step attempt (`jobId = <runId>-<stepId>-<attempt>`), and the state
@@ -51,6 +53,8 @@ export interface SettleOutcome {
 }
 
 const LIVE_STEP = ['queued', 'running', 'waiting'] as const;
+const HINT_TTL_MS = 5_000;
+const MAX_HINTS = 10_000;
 
 export function stepJobId(runId: string, stepId: string, attempt: number): string {
   return `${runId}-${stepId}-${attempt}`;
@@ -67,27 +71,43 @@ function retryPolicyOf(step: Step): { maxAttempts: number; delayMs: number; back
 export class StepsSystem {
   constructor(private readonly engine: RunEngine) {}
 
+  /**
+   * Adds the job of a step attempt. Concurrent adds leave together (`addBulk`: one Redis round
+   * trip, one PostgreSQL transaction), each resolving once its job is stored.
+   */
   async enqueue(job: StepJob, delayMs = 0): Promise<void> {
-    await this.engine.deps.queues.add(STEP_QUEUE, 'step', job, {
-      jobId: stepJobId(job.runId, job.stepId, job.attempt),
-      ...(delayMs > 0 ? { delay: Math.round(delayMs) } : {}),
-      // Our state lives in PostgreSQL and the processor is idempotent, so BullMQ's own retries are
-      // only for infrastructure hiccups (a dropped database connection), never for the step's work.
-      attempts: 5,
-      backoff: { type: 'exponential', delay: 250 },
-    });
+    await this.adds.submit({ job, delayMs });
   }
+
+  readonly adds = new GroupCommit<{ job: StepJob; delayMs: number }, void>({
+    name: 'step.enqueue',
+    flush: async (items) => {
+      await this.engine.deps.queues.addBulk(
+        STEP_QUEUE,
+        items.map(({ job, delayMs }) => ({
+          name: 'step',
+          data: { runId: job.runId, stepId: job.stepId, attempt: job.attempt },
+          opts: {
+            jobId: stepJobId(job.runId, job.stepId, job.attempt),
+            ...(delayMs > 0 ? { delay: Math.round(delayMs) } : {}),
+            // Our state lives in PostgreSQL and the processor is idempotent, so BullMQ's own retries are
+            // only for infrastructure hiccups (a dropped database connection), never for the step's work.
+            attempts: 5,
+            backoff: { type: 'exponential', delay: 250 },
+          },
+        })),
+      );
+      return items.map(() => undefined);
+    },
+  });
 
   /** The step job. Safe to run twice for one attempt: whatever was settled stays settled. */
   async process(job: StepJob): Promise<void> {
-    const { db } = this.engine.deps;
-    const row = await engineDb(db)
-      .selectFrom('run_steps')
-      .select(['status', 'kind'])
-      .where('run_id', '=', job.runId)
-      .where('step_id', '=', job.stepId)
-      .where('attempt', '=', job.attempt)
-      .executeTakeFirst();
+    // The context the previous step's settle left for this job in this process, else one batched
+    // read: the attempt's row, its run and the run's step results.
+    const hinted = this.takeHint(job);
+    const state = hinted ?? (await this.engine.writes.reads.submit({ runId: job.runId, stepId: job.stepId, attempt: job.attempt }));
+    const { row } = state;
     if (!row) return;
     if (row.status !== 'queued' && row.status !== 'running') {
       // Settled (or waiting) already: a re-delivered job. Make sure what it started is queued,
@@ -96,7 +116,7 @@ export class StepsSystem {
       if (row.status === 'waiting' && row.kind === 'approval') await this.engine.approvals.announceIfSilent(job.runId, job.stepId);
       return;
     }
-    const run = await this.engine.runs.load(job.runId);
+    const { run } = state;
     if (!run) return;
     if (TERMINAL_RUN.includes(run.status)) {
       await this.settle(run.id, job.stepId, job.attempt, { status: 'cancelled', error: `run ${run.status}` }, 'system:engine');
@@ -106,13 +126,20 @@ export class StepsSystem {
     const step = def.graph.step(job.stepId);
     let ctx: ExpressionContext;
     try {
-      ctx = await this.engine.context(run);
+      ctx = await this.engine.contextFrom(run, state.steps);
       if (step.if !== undefined && !(await evaluateCondition(step.if, ctx, `${step.id}.if`))) {
         await this.settle(run.id, step.id, job.attempt, { status: 'skipped', output: { reason: `if: ${step.if} is false` } }, this.actor(run));
         return;
       }
     } catch (err) {
       await this.settle(run.id, step.id, job.attempt, { status: 'failed', error: toReflexError(err).message, retryable: false }, this.actor(run));
+      return;
+    }
+    if (hinted && (step.kind === 'action' || step.kind === 'script' || step.kind === 'notify')) {
+      // The start's guards (step queued or running, run live) are the read the hint stood in
+      // for; when they refuse, read the truth and act on it (a cancelled run cancels the step).
+      const started = await this.runSideEffect(run, def, step, job.attempt, ctx);
+      if (!started) await this.process(job);
       return;
     }
     try {
@@ -137,7 +164,8 @@ export class StepsSystem {
       case 'action':
       case 'script':
       case 'notify':
-        return this.runSideEffect(run, def, step, attempt, ctx);
+        await this.runSideEffect(run, def, step, attempt, ctx);
+        return;
       case 'condition':
         return this.beginCondition(run, step, ctx);
       case 'parallel':
@@ -153,40 +181,101 @@ export class StepsSystem {
     }
   }
 
-  private async runSideEffect(run: RunRecord, def: Definition, step: Step & { kind: 'action' | 'script' | 'notify' }, attempt: number, ctx: ExpressionContext): Promise<void> {
+  /**
+   * A side-effect step: the start (`running`, masked input, idempotency key, audit row) is written
+   * before the executor runs, so a crash mid-call leaves the step `running` and the re-delivered
+   * job calls again with the same idempotency key. Start and, for linear playbooks, a successful
+   * settle go through the batched write path (batched-writes.ts); everything else settles in a
+   * locked transition.
+   */
+  private async runSideEffect(run: RunRecord, def: Definition, step: Step & { kind: 'action' | 'script' | 'notify' }, attempt: number, ctx: ExpressionContext): Promise<boolean> {
     const key = idempotencyKey(run.id, step.id);
     const secrets = await this.engine.sensitive(run, def.playbook);
-    let outcome: SideEffectOutcome;
     const prepared = await executeSideEffectStep.prepare(step, ctx);
-    const started = await this.engine.transition(this.actor(run), run.id, async (tx) => {
-      const res = await engineDb(tx.trx)
-        .updateTable('run_steps')
-        .set({
-          status: 'running',
-          started_at: sql<Date>`coalesce(started_at, now())`,
-          input: JSON.stringify(maskSecrets(prepared.logInput, secrets)),
-          idempotency_key: key,
-          kind: step.kind,
-        })
-        .where('run_id', '=', run.id)
-        .where('step_id', '=', step.id)
-        .where('attempt', '=', attempt)
-        .where('status', 'in', ['queued', 'running'])
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 0) tx.nothing();
-      if (tx.run.status === 'waiting' || tx.run.status === 'queued') {
-        await tx.trx.updateTable('playbook_runs').set({ status: 'running' }).where('id', '=', run.id).execute();
-      }
-      tx.audit({
-        tenantId: run.tenantId,
-        action: 'run.step.start',
-        target: `run:${run.id}/step:${step.id}`,
-        delta: { kind: step.kind, attempt, idempotencyKey: key, ...(step.kind === 'action' ? { action: step.action } : {}) },
-      });
+    const started = await this.engine.writes.stepStarts.submit({
+      runId: run.id,
+      stepId: step.id,
+      attempt,
+      tenantId: run.tenantId,
+      actor: this.actor(run),
+      input: maskSecrets(prepared.logInput, secrets),
+      idempotencyKey: key,
+      kind: step.kind,
+      auditDelta: { kind: step.kind, attempt, idempotencyKey: key, ...(step.kind === 'action' ? { action: step.action } : {}) },
     });
-    if (!started) return;
-    outcome = await executeSideEffectStep.run(this.engine, { run, step, attempt, ctx, prepared, idempotencyKey: key, secrets });
+    if (!started) return false;
+    const outcome: SideEffectOutcome = await executeSideEffectStep.run(this.engine, { run, step, attempt, ctx, prepared, idempotencyKey: key, secrets });
+    if (def.linear && outcome.status === 'succeeded') {
+      await this.settleSucceededLinear(run, def, step, attempt, outcome, secrets, ctx);
+      return true;
+    }
     await this.settle(run.id, step.id, attempt, outcome, this.actor(run));
+    return true;
+  }
+
+  /** `settleIn` for a success in a linear playbook, as one batched statement (batched-writes.ts). */
+  private async settleSucceededLinear(run: RunRecord, def: Definition, step: Step, attempt: number, outcome: SettleOutcome, secrets: string[], ctx: ExpressionContext): Promise<void> {
+    const next = def.graph.next(step.id);
+    const nextStep = next.kind === 'step' ? next.step : undefined;
+    const output = maskSecrets(outcome.output ?? null, secrets);
+    const result = await this.engine.writes.stepSucceeded.submit({
+      runId: run.id,
+      stepId: step.id,
+      attempt,
+      tenantId: run.tenantId,
+      actor: this.actor(run),
+      playbookId: run.playbookId,
+      incidentId: run.incidentId,
+      kind: step.kind,
+      label: step.name ?? step.id,
+      output,
+      logs: outcome.logs?.length ? (maskSecrets(outcome.logs.slice(0, 200), secrets) as string[]) : null,
+      finishedAt: this.engine.now(),
+      next: nextStep ? { stepId: nextStep.id, kind: nextStep.kind } : null,
+    });
+    if (result.queuedNext && nextStep) {
+      if (nextStep.if === undefined) {
+        // In a linear playbook nothing else of the run moves between this commit and the next
+        // step's start, so what this job knows is exactly what the next job would read.
+        const stored = JSON.parse(JSON.stringify(output)) as unknown;
+        const steps: Record<string, StepResultView> = {
+          ...(ctx.steps as Record<string, StepResultView>),
+          [step.id]: { status: 'succeeded', ...(stored !== null ? { output: stored } : {}) },
+          [nextStep.id]: { status: 'queued' },
+        };
+        this.leaveHint({ runId: run.id, stepId: nextStep.id, attempt: 1 }, { row: { status: 'queued', kind: nextStep.kind }, run: { ...run, status: 'running' }, steps });
+      }
+      await this.enqueue({ runId: run.id, stepId: nextStep.id, attempt: 1 });
+    }
+    if (result.finished) this.engine.emitFinished(run.id, 'succeeded');
+  }
+
+  /**
+   * Hints: the context a linear step's settle leaves for the next step's job, used when that job
+   * runs in this process (always, with one worker process; 1 in N with N). It only saves the
+   * read: the next step's start still checks, in its statement, that the step is queued or
+   * running and the run live, and a refused start falls back to a fresh read (process()).
+   * Taken once; at most MAX_HINTS, each dropped after HINT_TTL_MS (a job that waited longer reads).
+   */
+  private readonly hints = new Map<string, { at: number; state: JobState }>();
+
+  private leaveHint(job: StepJob, state: JobState): void {
+    const now = Date.now();
+    // Oldest first (a Map keeps insertion order): drop what expired, or the oldest when full;
+    // hints whose jobs ran in another process are never taken here.
+    for (const [id, hint] of this.hints) {
+      if (now - hint.at < HINT_TTL_MS && this.hints.size < MAX_HINTS) break;
+      this.hints.delete(id);
+    }
+    this.hints.set(stepJobId(job.runId, job.stepId, job.attempt), { at: now, state });
+  }
+
+  private takeHint(job: StepJob): JobState | undefined {
+    const id = stepJobId(job.runId, job.stepId, job.attempt);
+    const hint = this.hints.get(id);
+    if (!hint) return undefined;
+    this.hints.delete(id);
+    return Date.now() - hint.at < HINT_TTL_MS ? hint.state : undefined;
   }
 
   private async beginCondition(run: RunRecord, step: ConditionStep, ctx: ExpressionContext): Promise<void> {
