@@ -84,6 +84,13 @@ const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   /** Worker concurrency per pipeline/engine queue in this process. */
   REFLEX_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
+  /**
+   * Playbook step jobs in flight per process. Steps mostly wait on vendors, and the engine's
+   * write batches grow with it (docs/ENGINE.md, "Performance"); scripts are capped separately.
+   */
+  REFLEX_ENGINE_CONCURRENCY: z.coerce.number().int().min(1).max(2000).default(256),
+  /** Script steps (JavaScript isolates, bash/python processes) running at once per process. */
+  REFLEX_SCRIPT_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   /** Set to "false" on API-only processes in a scale-out deployment. */
   REFLEX_RUN_WORKERS: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   /** The public URL users reach the console at; used in links we print or send. */
@@ -177,6 +184,8 @@ export interface Config {
   logLevel: (typeof LOG_LEVELS)[number];
   nodeEnv: 'development' | 'production' | 'test';
   workerConcurrency: number;
+  engineConcurrency: number;
+  scriptConcurrency: number;
   runWorkers: boolean;
   publicUrl: string | undefined;
   disabledFeatures: string[];
@@ -294,6 +303,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     nodeEnv: e.NODE_ENV,
     workerConcurrency: e.REFLEX_WORKER_CONCURRENCY,
+    engineConcurrency: e.REFLEX_ENGINE_CONCURRENCY,
+    scriptConcurrency: e.REFLEX_SCRIPT_CONCURRENCY,
     runWorkers: e.REFLEX_RUN_WORKERS,
     publicUrl: e.REFLEX_PUBLIC_URL,
     disabledFeatures: e.REFLEX_DISABLED_FEATURES?.split(',') ?? [],

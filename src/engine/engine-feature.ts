@@ -94,7 +94,8 @@ export const engineFeature: Feature = {
       publicUrl,
       scriptsDir,
       logger: log,
-      concurrency: ctx.config.workerConcurrency,
+      concurrency: ctx.config.engineConcurrency,
+      scriptConcurrency: ctx.config.scriptConcurrency,
     });
     const service = new PlaybookEngineService(engine);
     // "Press 1 to acknowledge" on phone calls: offered only with an https REFLEX_PUBLIC_URL.

@@ -25,6 +25,7 @@ import { BatchedWrites, type PreparedQueryPool } from './systems/batched-writes.
 import { STEP_QUEUE, StepsSystem, type StepJob } from './systems/steps-system.ts';
 import { TIMER_QUEUE, TimersSystem } from './systems/timers-system.ts';
 import { WaitsSystem } from './systems/waits-system.ts';
+import { Slots } from './sandbox/slots.ts';
 
 /**
  * The playbook run engine, as small systems (STYLE.md, after trigger.dev's run engine):
@@ -63,6 +64,8 @@ export interface RunEngineDeps {
   scriptsDir: string;
   logger: Logger;
   concurrency?: number;
+  /** Script steps running at once in this process (default 8): each is an isolate or a process. */
+  scriptConcurrency?: number;
   /** Lock and stalled-job settings of the engine's workers (tests shorten them). */
   workerOptions?: WorkerSpec<unknown, unknown>['options'];
   reconcileIntervalMs?: number;
@@ -97,6 +100,8 @@ export class RunEngine {
   readonly tenants: TenantInfoCache;
   /** The hot path as group commits: step reads, starts and linear settles, run starts. */
   readonly writes: BatchedWrites;
+  /** Slots for script steps: step concurrency is for steps that wait, not for sandboxes. */
+  readonly scriptSlots: Slots;
   private readonly finishedListeners = new Set<RunFinishedListener>();
   private readonly inputCache = new Map<string, Record<string, unknown>>();
   private reconciler: NodeJS.Timeout | undefined;
@@ -107,6 +112,7 @@ export class RunEngine {
     this.tenants = new TenantInfoCache(deps.db);
     this.oncall = new OnCallDirectory(deps.db);
     this.writes = new BatchedWrites(deps.db, deps.pool);
+    this.scriptSlots = new Slots(deps.scriptConcurrency ?? 8);
     this.runs = new RunsSystem(this);
     this.steps = new StepsSystem(this);
     this.waits = new WaitsSystem(this);

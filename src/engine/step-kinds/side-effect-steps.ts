@@ -150,17 +150,22 @@ async function run(
         case 'notify':
           return notify(engine, args.run, step, args.prepared.input, actionCtx);
         case 'script': {
-          if (step.script.language === 'javascript') {
-            const r = await runJavaScript(step.script.code, args.prepared.input, { memoryLimitMb: step.memoryMb, timeoutMs: step.timeoutMs, label: step.id });
+          // A sandbox slot first (REFLEX_SCRIPT_CONCURRENCY); the wait counts against the step's timeout.
+          const script = step.script;
+          if (script.language === 'javascript') {
+            const r = await engine.scriptSlots.run(() => runJavaScript(script.code, args.prepared.input, { memoryLimitMb: step.memoryMb, timeoutMs: step.timeoutMs, label: step.id }), signal);
             logs.push(...r.logs);
             return r.output;
           }
-          const r = await runScriptFile(step.script.file, args.prepared.input, {
-            scriptsDir: engine.deps.scriptsDir,
-            timeoutMs: step.timeoutMs,
-            memoryLimitMb: step.memoryMb,
-            label: step.id,
-          });
+          const r = await engine.scriptSlots.run(() =>
+            runScriptFile(script.file, args.prepared.input, {
+              scriptsDir: engine.deps.scriptsDir,
+              timeoutMs: step.timeoutMs,
+              memoryLimitMb: step.memoryMb,
+              label: step.id,
+            }),
+            signal,
+          );
           if (r.stderr) logs.push(...r.stderr.split('\n').slice(-20));
           return r.output;
         }
