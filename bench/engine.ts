@@ -35,7 +35,7 @@ import { fmt, percentile } from './stats.ts';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const RUNS = Number(process.env.BENCH_ENGINE_RUNS ?? 5000);
-const IN_FLIGHT = Number(process.env.BENCH_ENGINE_IN_FLIGHT ?? 256);
+const IN_FLIGHT = Number(process.env.BENCH_ENGINE_IN_FLIGHT ?? 512);
 const LATENCY_SAMPLES = Number(process.env.BENCH_ENGINE_SAMPLES ?? 200);
 // The app's default step concurrency (REFLEX_ENGINE_CONCURRENCY).
 const CONCURRENCY = Number(process.env.BENCH_ENGINE_CONCURRENCY ?? 256);

@@ -26,6 +26,8 @@ export const normalizeJob = z.object({
   items: z.array(z.unknown()).min(1),
   /** Events each item normalized to at ingest (what `accepted` counted), in item order. */
   counts: z.array(z.number().int().min(0)),
+  /** Items with a SEV1/SEV2 event: the job skips the routine backlog (see alertJobPriority). */
+  urgent: z.boolean().optional(),
 });
 export type NormalizeJob = z.infer<typeof normalizeJob>;
 
@@ -34,6 +36,7 @@ export const dedupeJob = z.object({
   tenantId: z.string().min(1),
   receivedAt: z.string(),
   events: z.array(sentinelEventV1),
+  urgent: z.boolean().optional(),
 });
 export type DedupeJob = z.infer<typeof dedupeJob>;
 

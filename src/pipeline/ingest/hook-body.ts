@@ -15,6 +15,8 @@ export interface ParsedHookBody {
   eventCount: number;
   /** Events per item, in item order. */
   counts: number[];
+  /** Per item: whether any of its events is SEV1 or SEV2 (queued ahead of the routine backlog). */
+  urgent: boolean[];
 }
 
 function badLine(line: number, message: string, field?: string): ReflexError {
@@ -63,9 +65,12 @@ export function parseHookBody(source: NormalizerSource, contentType: string | un
   }
   if (items.length === 0) throw new ReflexError('input.invalid', 'no alerts in body', { safeMessage: 'The request body holds no alerts.' });
   const counts: number[] = [];
+  const urgent: boolean[] = [];
   items.forEach((item, i) => {
     try {
-      counts.push(normalize(source, item, { tenantId: ctx.tenantId, checkOnly: true, ...(ctx.genericName ? { genericName: ctx.genericName } : {}) }).length);
+      const events = normalize(source, item, { tenantId: ctx.tenantId, checkOnly: true, ...(ctx.genericName ? { genericName: ctx.genericName } : {}) });
+      counts.push(events.length);
+      urgent.push(events.some((e) => e.severity <= 2));
     } catch (err) {
       const e = toReflexError(err);
       if (e.code !== 'input.invalid') throw e;
@@ -73,5 +78,5 @@ export function parseHookBody(source: NormalizerSource, contentType: string | un
       throw badLine(i + 1, e.safeMessage.replace(/\.$/, ''), field);
     }
   });
-  return { items, eventCount: counts.reduce((a, b) => a + b, 0), counts };
+  return { items, eventCount: counts.reduce((a, b) => a + b, 0), counts, urgent };
 }

@@ -70,7 +70,7 @@ export function registerHookRoutes(app: FastifyInstance, deps: HookRouteDeps): v
         });
       }
       const parsed = parseHookBody(source, header('content-type'), body, { tenantId, ...(genericName ? { genericName } : {}) });
-      await deps.writer.submit({ tenantId, source, genericName, items: parsed.items, counts: parsed.counts });
+      await deps.writer.submit({ tenantId, source, genericName, items: parsed.items, counts: parsed.counts, urgent: parsed.urgent });
       return { accepted: parsed.eventCount };
     }
 

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import type { QueueSystem } from '../../app/queue.ts';
 import type { Database } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
-import { PIPELINE_QUEUES, type NormalizeJob } from '../jobs.ts';
+import { PIPELINE_QUEUES, alertJobPriority, type NormalizeJob } from '../jobs.ts';
 import type { NormalizerSource } from '../normalize/index.ts';
 
 interface Pending {
@@ -13,13 +13,15 @@ interface Pending {
   items: unknown[];
   /** Events per item (what `accepted` counts). */
   counts: number[];
+  /** Per item: holds a SEV1/SEV2 event. Urgent items travel in jobs of their own. */
+  urgent?: boolean[];
   resolve: () => void;
   reject: (err: unknown) => void;
 }
 
 /**
  * Group commit for hooks: requests arriving within `maxDelayMs` of each other are written as a few
- * normalize jobs (one per tenant and source, at most `maxItemsPerJob` payloads each) in one
+ * normalize jobs (one per tenant, source and urgency, at most `maxItemsPerJob` payloads each) in one
  * `addBulk`, and their `accepted` counts in one statement. Each request's promise resolves only
  * after both are stored, so a 202 always means durable; at webhook rates this turns thousands of
  * queue round trips a second into tens.
@@ -52,17 +54,20 @@ export class IngestWriter {
     this.pendingItems = 0;
     if (batch.length === 0) return;
     const receivedAt = new Date().toISOString();
-    const groups = new Map<string, { tenantId: string; source: NormalizerSource; genericName: string | undefined; items: unknown[]; counts: number[] }>();
+    const groups = new Map<string, { tenantId: string; source: NormalizerSource; genericName: string | undefined; urgent: boolean; items: unknown[]; counts: number[] }>();
     const accepted = new Map<string, number>();
     for (const p of batch) {
-      const key = `${p.tenantId}\u0000${p.source}\u0000${p.genericName ?? ''}`;
-      let g = groups.get(key);
-      if (!g) groups.set(key, (g = { tenantId: p.tenantId, source: p.source, genericName: p.genericName, items: [], counts: [] }));
-      g.items.push(...p.items);
-      g.counts.push(...p.counts);
+      p.items.forEach((item, i) => {
+        const urgent = p.urgent?.[i] ?? false;
+        const key = `${p.tenantId}\u0000${p.source}\u0000${p.genericName ?? ''}\u0000${urgent ? 'u' : 'r'}`;
+        let g = groups.get(key);
+        if (!g) groups.set(key, (g = { tenantId: p.tenantId, source: p.source, genericName: p.genericName, urgent, items: [], counts: [] }));
+        g.items.push(item);
+        g.counts.push(p.counts[i] ?? 1);
+      });
       accepted.set(p.tenantId, (accepted.get(p.tenantId) ?? 0) + p.counts.reduce((a, b) => a + b, 0));
     }
-    const jobs: { name: string; data: NormalizeJob; opts: { jobId: string } }[] = [];
+    const jobs: { name: string; data: NormalizeJob; opts: { jobId: string; priority?: number } }[] = [];
     for (const g of groups.values()) {
       for (let i = 0; i < g.items.length; i += this.opts.maxItemsPerJob) {
         const batchId = randomUUID();
@@ -76,8 +81,10 @@ export class IngestWriter {
             receivedAt,
             items: g.items.slice(i, i + this.opts.maxItemsPerJob),
             counts: g.counts.slice(i, i + this.opts.maxItemsPerJob),
+            ...(g.urgent ? { urgent: true } : {}),
           },
-          opts: { jobId: `normalize-${batchId}` },
+          // SEV1/SEV2 payloads overtake a routine backlog from the first stage on.
+          opts: { jobId: `normalize-${batchId}`, ...alertJobPriority(g.urgent) },
         });
       }
     }
