@@ -21,6 +21,12 @@ import { fmt, percentile } from './stats.ts';
  */
 const USERS = Number(process.env.BENCH_CHAT_USERS ?? 50);
 const COMMANDS = Number(process.env.BENCH_CHAT_COMMANDS ?? 20);
+/**
+ * Pause of each user between an answer and their next command (BENCH_CHAT_THINK_MS, default 0:
+ * every user types again the moment the answer lands, a saturation test). The pause is drawn
+ * uniformly from 0.5x to 1.5x so users do not march in step.
+ */
+const THINK_MS = Number(process.env.BENCH_CHAT_THINK_MS ?? 0);
 const SIGNING_SECRET = `bench-signing-${randomBytes(12).toString('hex')}`;
 const TEAM = 'TBENCH01';
 
@@ -129,13 +135,15 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
             continue;
           }
           answers.push((await slack.waitFor(String(id))) - sent);
+          if (THINK_MS > 0) await new Promise((r) => setTimeout(r, THINK_MS * (0.5 + Math.random())));
         }
       }),
     );
     const seconds = (performance.now() - t0) / 1000;
     const total = USERS * COMMANDS;
     const cpuMs = ((treeCpuSeconds(c.child.pid!) - cpu0) * 1000) / total;
-    lines.push(`${fmt(total)} signed /reflex enrich commands from ${USERS} concurrent users (${COMMANDS} each, one after another): ${fmt(total / seconds)} commands/s, ${failures} refused`);
+    const pacing = THINK_MS > 0 ? `each pausing ~${fmt(THINK_MS)} ms after an answer` : 'each sending the next the moment an answer lands';
+    lines.push(`${fmt(total)} signed /reflex enrich commands from ${USERS} concurrent users (${COMMANDS} each, ${pacing}): ${fmt(total / seconds)} commands/s, ${failures} refused`);
     lines.push(`ack (request -> HTTP 200): p50 ${fmt(percentile(acks, 50), 1)} ms, p95 ${fmt(percentile(acks, 95), 1)} ms, p99 ${fmt(percentile(acks, 99), 1)} ms`);
     lines.push(`answer (request -> response_url POST): p50 ${fmt(percentile(answers, 50), 1)} ms, p95 ${fmt(percentile(answers, 95), 1)} ms, p99 ${fmt(percentile(answers, 99), 1)} ms; vendor calls ${fmt(vendors.calls())}`);
     lines.push(`CPU per command, server process and its embedded PostgreSQL: ${fmt(cpuMs, 2)} ms (Redis and the load generator not counted)`);

@@ -1,4 +1,6 @@
+import type { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NormalizeJob } from '../../../src/pipeline/jobs.ts';
 import { createIngestHmacSecret } from '../../../src/pipeline/ingest/ingest-credentials.ts';
 import { signHookBody } from '../../../src/pipeline/ingest/hook-signature.ts';
 import { fixtureJson, fixtureLines, fixtureText } from '../../helpers/fixtures.ts';
@@ -164,7 +166,7 @@ describe('hooks: SEV1/SEV2 ahead of the backlog', () => {
     const res = await postHook(s, '/hooks/generic/kiosk', body, { 'content-type': 'application/x-ndjson' });
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ accepted: 4 });
-    const jobs = await s.queues.queue('pipeline.normalize').getJobs(['waiting', 'prioritized']);
+    const jobs = (await s.queues.queue('pipeline.normalize').getJobs(['waiting', 'prioritized'])) as Job<NormalizeJob>[];
     const hosts = (j: (typeof jobs)[number]) => (j.data.items as { host: { name: string } }[]).map((i) => i.host.name);
     const urgent = jobs.filter((j) => j.data.urgent === true);
     const routine = jobs.filter((j) => j.data.urgent !== true);
