@@ -1,4 +1,5 @@
 import { ReflexError } from '../errors.ts';
+import { lightFetch } from './light-fetch.ts';
 
 /** A value in a query string. `true` writes a bare flag (`?verbose`); `false` and `undefined` omit the key. */
 export type QueryValue = string | number | boolean | undefined;
@@ -25,9 +26,16 @@ export interface VendorHttpClientOptions {
    * (VirusTotal's `QuotaExceededError`, for instance). Return undefined to fall through.
    */
   mapError?: (failure: VendorFailure) => ReflexError | undefined;
-  fetch?: typeof fetch;
+  /** How requests go out; default lightFetch (node:http(s) with keep-alive). Node's fetch fits too. */
+  fetch?: VendorFetch;
   now?: () => number;
 }
+
+/** The slice of fetch the client calls. */
+export type VendorFetch = (
+  url: URL,
+  init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal },
+) => Promise<{ ok: boolean; status: number; headers: Headers; text(): Promise<string> }>;
 
 export interface VendorRequest {
   method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
@@ -79,7 +87,7 @@ export class VendorHttpClient {
   private readonly secrets: string[];
   private readonly timeoutMs: number;
   private readonly opts: VendorHttpClientOptions;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: VendorFetch;
   private readonly now: () => number;
 
   constructor(opts: VendorHttpClientOptions) {
@@ -92,8 +100,7 @@ export class VendorHttpClient {
       .filter(([name]) => secretNames.has(name.toLowerCase()))
       .flatMap(([, value]) => secretVariants(value));
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    // Resolved per call so a test (or nock) that swaps global fetch after construction still applies.
-    this.fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init));
+    this.fetchImpl = opts.fetch ?? lightFetch;
     this.now = opts.now ?? Date.now;
   }
 
@@ -125,7 +132,7 @@ export class VendorHttpClient {
     const where = `${req.method} ${this.redact(url.pathname)}`;
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
 
-    let res: Response;
+    let res: Awaited<ReturnType<VendorFetch>>;
     try {
       res = await this.fetchImpl(url, {
         method: req.method,

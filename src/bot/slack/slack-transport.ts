@@ -3,6 +3,7 @@ import { ReflexError } from '../../errors.ts';
 import { parseRetryAfter } from '../../integrations/http.ts';
 import type { ChatMessage, ChatTransport, ChatUserRef, MessageRef } from '../chat-types.ts';
 import { renderBlockKit } from './block-kit.ts';
+import { lightFetch, type LightResponse } from '../../integrations/light-fetch.ts';
 
 /** The body of a `response_url` answer (api.slack.com/interactivity/handling#message_responses). */
 export interface SlackResponseBody {
@@ -122,17 +123,17 @@ export class SlackTransport implements ChatTransport {
 
   /** POSTs to a `response_url` (valid 30 min, 5 uses); 429 and 5xx are retryable. */
   async respond(responseUrl: string, body: SlackResponseBody): Promise<void> {
-    let res: Response;
+    let res: LightResponse;
     if (this.responseUrlBase) {
       const u = new URL(responseUrl);
       responseUrl = new URL(`${u.pathname}${u.search}`, this.responseUrlBase).toString();
     }
     try {
-      res = await fetch(responseUrl, {
+      // lightFetch never follows a redirect: a 3xx is not ok and ends below as a failed answer.
+      res = await lightFetch(responseUrl, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json; charset=utf-8' },
         body: JSON.stringify(body),
-        redirect: 'error',
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {

@@ -142,7 +142,8 @@ describe('VendorHttpClient', () => {
   });
 
   it('turns a network failure into retryable upstream.unavailable', async () => {
-    nock(BASE).get('/x').replyWithError({ code: 'ECONNRESET', message: 'socket hang up' });
+    // The string form: nock 14 never emits the object form ({ code, message }) on node:http requests.
+    nock(BASE).get('/x').replyWithError('socket hang up');
     const err = await failure(client().request({ method: 'GET', path: '/x' }));
     expect(err.code).toBe('upstream.unavailable');
     expect(err.retryable).toBe(true);
