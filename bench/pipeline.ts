@@ -169,15 +169,19 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
     const dbUrl = `postgres://${pgState.user}:${encodeURIComponent(pgState.password)}@127.0.0.1:${pgState.port}/postgres`;
     const client = new pg.Client({ connectionString: dbUrl });
     await client.connect();
-    const rows = await client.query<{ host: string; created: Date }>(
-      `select a.event->'host'->>'name' as host, i.created_at as created from reflex.alerts a join reflex.incidents i on i.id = a.incident_id
+    const rows = await client.query<{ host: string; created: Date; alerted: Date }>(
+      `select a.event->'host'->>'name' as host, i.created_at as created, a.created_at as alerted from reflex.alerts a join reflex.incidents i on i.id = a.incident_id
        where a.event->'host'->>'name' like 'bench-sev1-%' and a.created_at >= $1`,
       [new Date(wall0)],
     );
     await client.end();
     const toIncident = rows.rows.map((r) => r.created.getTime() - (sentAt.get(r.host) ?? 0)).filter((ms) => ms >= 0);
+    // Where that time goes: hook + normalize + dedupe (to the alert row), then enrich + case.
+    const toAlert = rows.rows.map((r) => r.alerted.getTime() - (sentAt.get(r.host) ?? 0)).filter((ms) => ms >= 0);
+    const alertToIncident = rows.rows.map((r) => r.created.getTime() - r.alerted.getTime());
     lines.push(`end to end through every stage (${fmt(E2E_ALERTS)} alerts, 20% single POSTs, vendors local): ${fmt(e2eRate)} alerts/s; vendor calls ${fmt(vendors.calls())}`);
     lines.push(`webhook -> incident for SEV1 during that storm (${toIncident.length} of ${sev1Hosts.length}): p50 ${fmt(percentile(toIncident, 50))} ms, p95 ${fmt(percentile(toIncident, 95))} ms, p99 ${fmt(percentile(toIncident, 99))} ms`);
+    lines.push(`  of which webhook -> alert row (hook, normalize, dedupe): p50 ${fmt(percentile(toAlert, 50))} ms, p95 ${fmt(percentile(toAlert, 95))} ms; alert row -> incident (enrich, case): p50 ${fmt(percentile(alertToIncident, 50))} ms, p95 ${fmt(percentile(alertToIncident, 95))} ms`);
     const final = await stats(c, apiToken);
     lines.push(`books: accepted ${fmt(final.accepted)} = new ${fmt(final.new)} + deduplicated ${fmt(final.deduplicated)} + suppressed ${fmt(final.suppressed)} + dead-lettered ${fmt(final.dead_lettered)} (+ in flight ${final.in_flight})`);
     // The ceiling, while the server (and its embedded cluster) is up but idle.

@@ -33,8 +33,9 @@ export interface CaseOutcome {
  * - Correlation: an open incident holding an alert with the same host or a shared IP/hash seen
  *   within the tenant's window takes this alert too, whatever its severity.
  * - Otherwise severity at or above the tenant threshold opens a new incident.
- * Both decisions run under a per-tenant advisory lock, so two related alerts processed at once
- * cannot open two incidents.
+ * Opening an incident runs under advisory locks on the alert's correlation keys (its host, its
+ * IPs and hashes, see correlationLocks), so two related alerts processed at once cannot open two
+ * incidents, while unrelated ones (a storm's SEV1s on different hosts) do not wait for each other.
  * - TheHive: an alert for SEV2+ with sourceRef = fingerprint (TheHive's own dedupe key; its 400
  *   CreateError on a duplicate means "already there"), promoted to a case for SEV1 or correlated
  *   alerts; the ids are stored on the alert.
@@ -51,15 +52,16 @@ export async function runCaseStage(job: AlertRef, deps: CaseDeps): Promise<CaseO
   if (!incidentId) {
     // Attaching to a related incident is safe without a lock (it only fills a null). Opening a new
     // incident is not: two related alerts at once must not open two, so that path re-checks under
-    // a per-tenant lock. Most alerts in a storm are below the threshold and never take it.
+    // locks on the alert's correlation keys. Most alerts in a storm are below the threshold and
+    // never take them.
     const related = await findCorrelatedIncident(deps.db, job.tenantId, alert.id, event, config.correlation_window_seconds);
     if (related) {
       incidentId = await attachToIncident(deps.db, job.tenantId, alert, related);
       correlated = incidentId === related;
     } else if (alert.severity <= config.incident_threshold) {
       const decided = await deps.db.connection().execute(async (conn) => {
-        const key = sql`hashtextextended(${'case:' + job.tenantId}, 0)`;
-        await sql`select pg_advisory_lock(${key})`.execute(conn);
+        const locks = await correlationLocks(conn, job.tenantId, alert.id, event);
+        for (const id of locks) await sql`select pg_advisory_lock(${id}::bigint)`.execute(conn);
         try {
           const again = await conn.selectFrom('alerts').select('incident_id').where('id', '=', alert.id).executeTakeFirstOrThrow();
           if (again.incident_id) return { incidentId: again.incident_id, correlated: false, created: false };
@@ -72,7 +74,7 @@ export async function runCaseStage(job: AlertRef, deps: CaseDeps): Promise<CaseO
           );
           return { incidentId: incident.id, correlated: false, created: true };
         } finally {
-          await sql`select pg_advisory_unlock(${key})`.execute(conn);
+          for (const id of locks.reverse()) await sql`select pg_advisory_unlock(${id}::bigint)`.execute(conn);
         }
       });
       incidentId = decided.incidentId;
@@ -142,6 +144,20 @@ async function attachToIncident(
     audit({ tenantId, action: 'alert.correlate', target: `alert:${alert.id}`, delta: { incident: incidentId } });
     return incidentId;
   });
+}
+
+/**
+ * The advisory lock ids to hold while deciding whether an alert opens an incident: one per key
+ * findCorrelatedIncident matches on (host; each IP and hash), plus the alert itself (two runs of
+ * one alert), per tenant. Related alerts share a key, so they take turns; unrelated ones do not
+ * wait. The ids come back sorted and unique, and are taken in that order by every caller, so two
+ * callers cannot deadlock (PostgreSQL would detect it and fail one job, which retries).
+ */
+async function correlationLocks(db: Kysely<Database>, tenantId: string, alertId: string, e: SentinelEvent): Promise<string[]> {
+  const host = e.host.name ?? e.host.ip;
+  const keys = [`alert:${alertId}`, ...(host ? [`host:${host}`] : []), ...[...e.observables.ip, ...e.observables.hash].map((k) => `obs:${k}`)].map((k) => `case:${tenantId}:${k}`);
+  const { rows } = await sql<{ id: string }>`select distinct hashtextextended(k, 0)::text as id from unnest(${keys}::text[]) k order by 1`.execute(db);
+  return rows.map((r) => r.id).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
 }
 
 async function findCorrelatedIncident(db: Kysely<Database>, tenantId: string, selfId: string, e: SentinelEvent, windowSeconds: number): Promise<string | null> {

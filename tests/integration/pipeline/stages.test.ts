@@ -198,6 +198,27 @@ describe('pipeline stages', () => {
     expect(alert!.case_refs).toEqual({ thehive: { alertId: String(created._id), caseId: String(promoted._id) } });
   });
 
+  it('opens one incident for SEV1s of one host arriving together, and one each for unrelated hosts', async () => {
+    const t = await tenant();
+    const sev1 = (host: string, ip: string) => ({ event_type: 'malware.detected', severity: 1, timestamp: '2026-11-21T10:00:00Z', host: { name: host }, observables: { ip } });
+    // One request: one dedupe batch, so the case stage handles these alerts side by side.
+    const related = Array.from({ length: 8 }, (_, i) => sev1('kiosk-7', `198.51.100.${10 + i}`));
+    const unrelated = Array.from({ length: 8 }, (_, i) => sev1(`kiosk-${100 + i}`, `203.0.113.${10 + i}`));
+    await t.post('generic/kiosk', [...related, ...unrelated]);
+    await t.done();
+    const alerts = await t.alerts();
+    expect(alerts).toHaveLength(16);
+    const incidentOf = (host: string) => alerts.filter((a) => (a.event as { host: { name: string } }).host.name === host).map((a) => a.incident_id);
+    const shared = new Set(incidentOf('kiosk-7'));
+    expect(shared.size).toBe(1);
+    expect([...shared][0]).toBeTruthy();
+    const own = unrelated.map((u) => incidentOf(u.host.name)[0]);
+    expect(new Set(own).size).toBe(8);
+    expect(own.every(Boolean)).toBe(true);
+    expect(own).not.toContain([...shared][0]);
+    expect(await s.store.db.selectFrom('incidents').select('id').where('tenant_id', '=', t.id).execute()).toHaveLength(9);
+  });
+
   it('attaches a related alert (same host) to the open incident instead of opening another', async () => {
     const t = await tenant();
     await t.post('wazuh', [VULN]);
