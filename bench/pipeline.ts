@@ -34,7 +34,7 @@ async function queueDepths(c: Child): Promise<number> {
   const text = await (await fetch(`${c.url}/metrics`)).text();
   let total = 0;
   for (const line of text.split('\n')) {
-    const m = /^reflex_queue_depth\{queue="pipeline\.[a-z.]+"\} (\d+)/.exec(line);
+    const m = /^reflex_queue_depth\{queue="pipeline\.[a-z]+"\} (\d+)/.exec(line);
     if (m) total += Number(m[1]);
   }
   return total;

@@ -4,7 +4,7 @@ import { ReflexError } from '../errors.ts';
 import { auditedWrite } from '../store/audit-log.ts';
 import type { Database } from '../store/schema.ts';
 import { incrementCounters } from './counters.ts';
-import { laneOf, PIPELINE_QUEUES } from './jobs.ts';
+import { PIPELINE_QUEUES } from './jobs.ts';
 
 /**
  * The `dead_letters` table (what `reflex dlq` reads) and the replay of a dead letter.
@@ -94,7 +94,6 @@ export function replayJobIdOf(jobId: string): string {
  */
 export function eventsCountedDeadLettered(queue: string, data: unknown): number {
   const d = (data ?? {}) as { counts?: unknown; events?: unknown };
-  queue = laneOf(queue);
   if (queue === PIPELINE_QUEUES.normalize) {
     return Array.isArray(d.counts) ? d.counts.reduce((a: number, b: unknown) => a + (typeof b === 'number' ? b : 0), 0) : 0;
   }
@@ -104,7 +103,7 @@ export function eventsCountedDeadLettered(queue: string, data: unknown): number 
 
 /** The data a replay enqueues: the original, with a fresh `batchId` for the batch stages. */
 export function replayDataFor(queue: string, data: unknown, replayJobId: string): unknown {
-  const isBatch = laneOf(queue) === PIPELINE_QUEUES.normalize || laneOf(queue) === PIPELINE_QUEUES.dedupe;
+  const isBatch = queue === PIPELINE_QUEUES.normalize || queue === PIPELINE_QUEUES.dedupe;
   if (!isBatch || typeof data !== 'object' || data === null || Array.isArray(data)) return data;
   return { ...(data as Record<string, unknown>), batchId: replayJobId };
 }

@@ -16,23 +16,6 @@ export const PIPELINE_QUEUES = {
 } as const;
 export type PipelineStage = keyof typeof PIPELINE_QUEUES;
 
-/**
- * The urgent lane: every stage has a second queue, `<queue>.urgent`, with workers of its own, for
- * SEV1/SEV2 payloads and alerts. In one queue a SEV1 job, even ahead of the routine backlog, still
- * waits for one of the stage's workers, all of which a storm keeps busy with routine batches; a
- * lane of its own has idle workers waiting for it.
- */
-export function stageQueue(stage: PipelineStage, urgent?: boolean): string {
-  return urgent ? `${PIPELINE_QUEUES[stage]}.urgent` : PIPELINE_QUEUES[stage];
-}
-
-export const URGENT_PIPELINE_QUEUES = (Object.keys(PIPELINE_QUEUES) as PipelineStage[]).map((s) => stageQueue(s, true));
-
-/** The stage queue a queue name belongs to: `pipeline.enrich.urgent` -> `pipeline.enrich`. */
-export function laneOf(queue: string): string {
-  return queue.endsWith('.urgent') ? queue.slice(0, -'.urgent'.length) : queue;
-}
-
 /** Raw payloads as accepted by a hook: one job per (tenant, source) per ingest flush. */
 export const normalizeJob = z.object({
   batchId: z.string().min(1),
@@ -43,7 +26,7 @@ export const normalizeJob = z.object({
   items: z.array(z.unknown()).min(1),
   /** Events each item normalized to at ingest (what `accepted` counted), in item order. */
   counts: z.array(z.number().int().min(0)),
-  /** Items with a SEV1/SEV2 event: the job travels in the urgent lane (see stageQueue). */
+  /** Items with a SEV1/SEV2 event: the job skips the routine backlog (see alertJobPriority). */
   urgent: z.boolean().optional(),
 });
 export type NormalizeJob = z.infer<typeof normalizeJob>;
@@ -74,10 +57,21 @@ export const alertJob = z.preprocess(
     batchKey: z.string().min(1).max(200).optional(),
     /** For notify: 'first' message or a 'repeat' update. */
     kind: z.enum(['first', 'repeat']).optional(),
-    /** SEV1/SEV2 alerts: their jobs travel in the urgent lane (stageQueue) at every stage. */
+    /**
+     * SEV1/SEV2 alerts: their jobs carry no BullMQ priority, so they overtake the prioritized
+     * (SEV3/SEV4) backlog of a storm at every per-alert stage.
+     */
     urgent: z.boolean().optional(),
   }),
 );
+
+/** BullMQ processes jobs without a priority before prioritized ones: routine alerts get this one. */
+export const ROUTINE_PRIORITY = 10;
+
+/** Job options for a per-alert job: no priority for urgent alerts, the routine one otherwise. */
+export function alertJobPriority(urgent: boolean | undefined): { priority?: number } {
+  return urgent ? {} : { priority: ROUTINE_PRIORITY };
+}
 export type AlertJob = z.infer<typeof alertJob>;
 
 /** One alert of a batch, as a stage handles it. */

@@ -12,7 +12,7 @@ import { incrementCounters, readCounters } from './counters.ts';
 import { registerHookRoutes } from './ingest/hook-routes.ts';
 import { addIngestToken, IngestAuthenticator } from './ingest/ingest-credentials.ts';
 import { IngestWriter } from './ingest/ingest-writer.ts';
-import { alertJob, dedupeJob, normalizeJob, PIPELINE_QUEUES, stageQueue, URGENT_PIPELINE_QUEUES, type AlertRef, type DedupeJob, type NormalizeJob, type PipelineStage } from './jobs.ts';
+import { alertJob, dedupeJob, normalizeJob, PIPELINE_QUEUES, type AlertRef, type DedupeJob, type NormalizeJob, type PipelineStage } from './jobs.ts';
 import { runAlertBatch } from './stages/alert-batch.ts';
 import { runCaseStage } from './stages/case-stage.ts';
 import { runDedupeStage } from './stages/dedupe-stage.ts';
@@ -61,15 +61,12 @@ export interface PipelineHandles {
   writer: IngestWriter;
 }
 
-/** Workers per stage on the urgent lane. */
-const URGENT_WORKERS = 4;
-
 export const pipelineFeature: Feature = {
   name: 'pipeline',
   async register(ctx) {
     const { store, queues, config } = ctx;
     const db = store.db;
-    for (const q of [...Object.values(PIPELINE_QUEUES), ...URGENT_PIPELINE_QUEUES]) ctx.registerQueue(q);
+    for (const q of Object.values(PIPELINE_QUEUES)) ctx.registerQueue(q);
     // Rollup gauges (alerts, incidents, MTTA/MTTR, pipeline counters), read from the views at scrape time.
     registerRollupMetrics(ctx.metrics.registry, db, { onError: (err) => ctx.logger.warn({ err }, 'rollup metrics: reading the rollup views failed') });
     const tenants = new TenantDirectory(db);
@@ -110,20 +107,12 @@ export const pipelineFeature: Feature = {
       const onDeadLetter = (info: DeadLetterInfo) => recordDeadLetter(db, info);
       const lookupIntel = createIntelLookup(store.vault, defaultIntelProviders({ virustotal: config.intel.virustotalUrl, abuseipdb: config.intel.abuseipdbUrl }));
       const c = config.workerConcurrency;
-      // Every stage also runs URGENT_WORKERS workers on its urgent lane (stageQueue): idle in calm
-      // times, they are what lets a SEV1 pass a storm that keeps the routine workers busy.
-      for (const urgent of [false, true]) {
-        const lanes = (n: number) => (urgent ? URGENT_WORKERS : n);
-        queues.createWorker({ name: stageQueue('normalize', urgent), concurrency: lanes(Math.max(2, c >> 2)), onDeadLetter, processor: (job) => runNormalizeStage(parseJob(normalizeJob, job.data, job.queueName), { db, queues }) });
-        queues.createWorker({ name: stageQueue('dedupe', urgent), concurrency: lanes(Math.max(2, c >> 2)), onDeadLetter, processor: (job) => runDedupeStage(parseJob(dedupeJob, job.data, job.queueName), { db, queues, tenants }) });
-      }
+      queues.createWorker({ name: PIPELINE_QUEUES.normalize, concurrency: Math.max(2, c >> 2), onDeadLetter, processor: (job) => runNormalizeStage(parseJob(normalizeJob, job.data, job.queueName), { db, queues }) });
+      queues.createWorker({ name: PIPELINE_QUEUES.dedupe, concurrency: Math.max(2, c >> 2), onDeadLetter, processor: (job) => runDedupeStage(parseJob(dedupeJob, job.data, job.queueName), { db, queues, tenants }) });
       const log = ctx.logger.child({ component: 'pipeline' });
-      const perAlertStage = <R>(stage: PipelineStage, concurrency: number, inBatch: number, perAlert: (ref: AlertRef) => Promise<R>, next: readonly { stage: PipelineStage; kind?: 'first' }[]) => {
-        for (const urgent of [false, true]) perAlertWorker(stage, urgent ? URGENT_WORKERS : concurrency, urgent, inBatch, perAlert, next);
-      };
-      const perAlertWorker = <R>(stage: PipelineStage, concurrency: number, urgent: boolean, inBatch: number, perAlert: (ref: AlertRef) => Promise<R>, next: readonly { stage: PipelineStage; kind?: 'first' }[]) =>
+      const perAlertStage = <R>(stage: PipelineStage, concurrency: number, inBatch: number, perAlert: (ref: AlertRef) => Promise<R>, next: readonly { stage: PipelineStage; kind?: 'first' }[]) =>
         queues.createWorker({
-          name: stageQueue(stage, urgent),
+          name: PIPELINE_QUEUES[stage],
           concurrency,
           onDeadLetter,
           processor: async (job) => {

@@ -24,8 +24,7 @@ export async function settle(s: TestServer, opts: { tenant?: string; timeout?: n
       expect(last.in_flight).toBe(0);
       // In flow order, so a job cannot slip from a queue not yet read into one already read. A
       // job waiting out a retry backoff is delayed work; a scheduled "Nth occurrence" update is not.
-      // Each stage's urgent lane (`<queue>.urgent`, SEV1/SEV2) right after it.
-      for (const q of (opts.queues ? ['pipeline.normalize', 'pipeline.dedupe', ...opts.queues] : []).flatMap((q) => [q, `${q}.urgent`])) {
+      for (const q of opts.queues ? ['pipeline.normalize', 'pipeline.dedupe', ...opts.queues] : []) {
         const c = await s.queues.queue(q).getJobCounts('waiting', 'active', 'prioritized');
         expect((c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0), q).toBe(0);
         const delayed = await s.queues.queue(q).getJobs(['delayed']);

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ReflexError } from '../../errors.ts';
 import type { QueueSystem } from '../../app/queue.ts';
-import { PIPELINE_QUEUES, stageQueue } from '../jobs.ts';
+import { PIPELINE_QUEUES } from '../jobs.ts';
 import type { NormalizerSource } from '../normalize/index.ts';
 import { parseHookBody } from './hook-body.ts';
 import type { IngestAuthenticator } from './ingest-credentials.ts';
@@ -30,9 +30,10 @@ export function registerHookRoutes(app: FastifyInstance, deps: HookRouteDeps): v
   let depthRefresh: Promise<void> | undefined;
   async function overCapacity(): Promise<boolean> {
     if (Date.now() - depthAt > 500) {
-      depthRefresh ??= Promise.all([deps.queues.depth(PIPELINE_QUEUES.normalize), deps.queues.depth(stageQueue('normalize', true))])
-        .then(([routine, urgent]) => {
-          depth = routine + urgent;
+      depthRefresh ??= deps.queues
+        .depth(PIPELINE_QUEUES.normalize)
+        .then((d) => {
+          depth = d;
           depthAt = Date.now();
         })
         .finally(() => (depthRefresh = undefined));

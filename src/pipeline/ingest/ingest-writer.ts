@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import type { QueueSystem } from '../../app/queue.ts';
 import type { Database } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
-import { stageQueue, type NormalizeJob } from '../jobs.ts';
+import { PIPELINE_QUEUES, alertJobPriority, type NormalizeJob } from '../jobs.ts';
 import type { NormalizerSource } from '../normalize/index.ts';
 
 interface Pending {
@@ -67,7 +67,7 @@ export class IngestWriter {
       });
       accepted.set(p.tenantId, (accepted.get(p.tenantId) ?? 0) + p.counts.reduce((a, b) => a + b, 0));
     }
-    const jobs: { name: string; data: NormalizeJob; opts: { jobId: string } }[] = [];
+    const jobs: { name: string; data: NormalizeJob; opts: { jobId: string; priority?: number } }[] = [];
     for (const g of groups.values()) {
       for (let i = 0; i < g.items.length; i += this.opts.maxItemsPerJob) {
         const batchId = randomUUID();
@@ -83,16 +83,13 @@ export class IngestWriter {
             counts: g.counts.slice(i, i + this.opts.maxItemsPerJob),
             ...(g.urgent ? { urgent: true } : {}),
           },
-          opts: { jobId: `normalize-${batchId}` },
+          // SEV1/SEV2 payloads overtake a routine backlog from the first stage on.
+          opts: { jobId: `normalize-${batchId}`, ...alertJobPriority(g.urgent) },
         });
       }
     }
     try {
-      // SEV1/SEV2 payloads go to the urgent lane from the first stage on.
-      const urgent = jobs.filter((j) => j.data.urgent);
-      const routine = jobs.filter((j) => !j.data.urgent);
-      if (urgent.length) await this.queues.addBulk(stageQueue('normalize', true), urgent);
-      if (routine.length) await this.queues.addBulk(stageQueue('normalize', false), routine);
+      await this.queues.addBulk(PIPELINE_QUEUES.normalize, jobs);
       await incrementCounters(this.db, [...accepted].map(([tenantId, n]) => ({ tenantId, delta: { accepted: n } })));
       for (const p of batch) p.resolve();
     } catch (err) {

@@ -1,6 +1,6 @@
 import type { QueueSystem } from '../../app/queue.ts';
 import { toReflexError } from '../../errors.ts';
-import { stageQueue, type AlertJob, type AlertRef, type PipelineStage } from '../jobs.ts';
+import { alertJobPriority, PIPELINE_QUEUES, type AlertJob, type AlertRef, type PipelineStage } from '../jobs.ts';
 
 export interface AlertBatchOptions<R> {
   stage: PipelineStage;
@@ -58,11 +58,11 @@ export async function runAlertBatch<R>(job: AlertJob, opts: AlertBatchOptions<R>
     await Promise.all(Array.from({ length: Math.min(opts.concurrency, ids.length) }, lane));
     if (split.length > 0) {
       await opts.queues.addBulk(
-        stageQueue(opts.stage, job.urgent),
+        PIPELINE_QUEUES[opts.stage],
         split.map((alertId) => ({
           name: 'alert',
           data: { tenantId: job.tenantId, alertIds: [alertId], ...(job.kind ? { kind: job.kind } : {}), ...(job.urgent ? { urgent: true } : {}) } satisfies AlertJob,
-          opts: { jobId: nextJobId(opts.stage, alertId) },
+          opts: { jobId: nextJobId(opts.stage, alertId), ...alertJobPriority(job.urgent) },
         })),
       );
     }
@@ -74,10 +74,10 @@ export async function runAlertBatch<R>(job: AlertJob, opts: AlertBatchOptions<R>
       // Without a key (a batch queued by hand) the next job gets a fresh id; with one, a retry is a no-op.
       const jobKey = key ?? `${ids[0]}-${ids.length}`;
       await opts.queues.add(
-        stageQueue(next.stage, job.urgent),
+        PIPELINE_QUEUES[next.stage],
         next.kind ?? 'alert',
         { tenantId: job.tenantId, alertIds: handled, batchKey: jobKey, ...(next.kind ? { kind: next.kind } : {}), ...(job.urgent ? { urgent: true } : {}) } satisfies AlertJob,
-        { jobId: nextJobId(next.stage, jobKey, next.kind) },
+        { jobId: nextJobId(next.stage, jobKey, next.kind), ...alertJobPriority(job.urgent) },
       );
     }
   }

@@ -7,7 +7,7 @@ import type { Database, EventsTable } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
 import type { SentinelEvent } from '../event.ts';
 import { fingerprintOf, titleOf } from '../fingerprint.ts';
-import { ALERT_BATCH, PIPELINE_QUEUES, stageQueue, type AlertJob, type DedupeJob } from '../jobs.ts';
+import { ALERT_BATCH, alertJobPriority, PIPELINE_QUEUES, type AlertJob, type DedupeJob } from '../jobs.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
 
 export interface DedupeResult {
@@ -177,21 +177,21 @@ export async function runDedupeStage(job: DedupeJob, deps: { db: Kysely<Database
   // After commit: hand new alerts on, and schedule at most one "Nth occurrence" update per alert
   // per repeat interval (the job id carries the interval's bucket).
   const bucket = Math.floor(Date.now() / 1000 / config.notify.repeat_interval_seconds);
-  // Urgent (SEV1/SEV2) alerts travel in chunks of their own, in the urgent lane.
+  // Urgent (SEV1/SEV2) alerts travel in chunks of their own that overtake the routine backlog.
   const urgentIds = new Set(result.urgentAlertIds ?? []);
+  const jobs: { name: string; data: AlertJob; opts: { jobId: string; priority?: number } }[] = [];
   for (const urgent of [true, false]) {
     const ids = result.newAlertIds.filter((id) => urgentIds.has(id) === urgent);
-    const jobs: { name: string; data: AlertJob; opts: { jobId: string } }[] = [];
     for (let i = 0; i < ids.length; i += ALERT_BATCH) {
       const batchKey = `${job.batchId}-${urgent ? 'u' : 'r'}${i / ALERT_BATCH}`;
       jobs.push({
         name: 'alert',
         data: { tenantId: job.tenantId, alertIds: ids.slice(i, i + ALERT_BATCH), batchKey, ...(urgent ? { urgent: true } : {}) },
-        opts: { jobId: `enrich-${batchKey}` },
+        opts: { jobId: `enrich-${batchKey}`, ...alertJobPriority(urgent) },
       });
     }
-    if (jobs.length) await deps.queues.addBulk(stageQueue('enrich', urgent), jobs);
   }
+  if (jobs.length) await deps.queues.addBulk(PIPELINE_QUEUES.enrich, jobs);
   const repeats = result.repeatAlertIds.filter((id) => !result.newAlertIds.includes(id));
   if (repeats.length) {
     await deps.queues.addBulk(

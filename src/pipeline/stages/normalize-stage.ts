@@ -5,7 +5,7 @@ import { auditedWrite } from '../../store/audit-log.ts';
 import type { Database } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
 import type { SentinelEvent } from '../event.ts';
-import { PIPELINE_QUEUES, stageQueue, type DedupeJob, type NormalizeJob } from '../jobs.ts';
+import { PIPELINE_QUEUES, alertJobPriority, type DedupeJob, type NormalizeJob } from '../jobs.ts';
 import { normalize } from '../normalize/index.ts';
 
 /**
@@ -53,7 +53,7 @@ export async function runNormalizeStage(job: NormalizeJob, deps: { db: Kysely<Da
   }
   if (events.length > 0) {
     const next: DedupeJob = { batchId: job.batchId, tenantId: job.tenantId, receivedAt: job.receivedAt, events, ...(job.urgent ? { urgent: true } : {}) };
-    await deps.queues.add(stageQueue('dedupe', job.urgent), job.source, next, { jobId: `dedupe-${job.batchId}` });
+    await deps.queues.add(PIPELINE_QUEUES.dedupe, job.source, next, { jobId: `dedupe-${job.batchId}`, ...alertJobPriority(job.urgent) });
   }
   return { events: events.length, deadLettered: failures.length };
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QueueSystem, type QueueBackendConfig } from '../../../src/app/queue.ts';
 import { ReflexError } from '../../../src/errors.ts';
-import { alertJob, PIPELINE_QUEUES, stageQueue, type AlertJob } from '../../../src/pipeline/jobs.ts';
+import { PIPELINE_QUEUES, alertJob, type AlertJob } from '../../../src/pipeline/jobs.ts';
 import { runAlertBatch } from '../../../src/pipeline/stages/alert-batch.ts';
 import { QUEUE_BACKENDS } from '../../helpers/queue-backends.ts';
 
@@ -55,26 +55,23 @@ describe('per-alert stages over batch jobs', () => {
     expect(await waiting(PIPELINE_QUEUES.case)).toHaveLength(1);
   });
 
-  it('hands SEV1/SEV2 batches on in the urgent lane, where a storm\'s busy routine workers cannot hold them', async () => {
+  it('keeps SEV1/SEV2 batches unprioritised (ahead of the routine backlog) at the next stage', async () => {
     config = redis.fresh();
     qs = new QueueSystem(config);
     const run = (job: AlertJob) => runAlertBatch(job, { stage: 'case', queues: qs!, concurrency: 2, perAlert: async () => 1, next: [{ stage: 'notify', kind: 'first' }] });
     await run({ tenantId: 'acme', alertIds: [randomUUID(), randomUUID()], batchKey: 'b2-r0' });
     await run({ tenantId: 'acme', alertIds: [randomUUID()], batchKey: 'b2-u0', urgent: true });
-    const routine = await qs.queue(PIPELINE_QUEUES.notify).getJobs(['waiting']);
-    const urgent = await qs.queue(stageQueue('notify', true)).getJobs(['waiting']);
-    expect(routine.map((j) => j.id)).toEqual(['notify-b2-r0-first']);
-    expect(urgent.map((j) => j.id)).toEqual(['notify-b2-u0-first']);
-    expect((urgent[0]!.data as AlertJob).urgent).toBe(true);
-    // The routine lane's only worker is stuck on a long job; the urgent lane's worker still runs.
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    qs.createWorker({ name: PIPELINE_QUEUES.notify, concurrency: 1, processor: () => held });
-    const ran = await new Promise<string>((resolve) => {
-      qs!.createWorker({ name: stageQueue('notify', true), concurrency: 1, processor: async (job) => resolve(job.id!) });
+    const jobs = await qs.queue(PIPELINE_QUEUES.notify).getJobs(['waiting', 'prioritized']);
+    const byId = new Map(jobs.map((j) => [j.id, j]));
+    expect(byId.get('notify-b2-u0-first')!.opts.priority ?? 0).toBe(0);
+    expect((byId.get('notify-b2-u0-first')!.data as AlertJob).urgent).toBe(true);
+    expect(byId.get('notify-b2-r0-first')!.opts.priority).toBe(10);
+    // A worker takes the urgent one first although it was queued last.
+    const order: string[] = [];
+    await new Promise<void>((resolve) => {
+      qs!.createWorker({ name: PIPELINE_QUEUES.notify, concurrency: 1, processor: async (job) => { order.push(job.id!); if (order.length === 2) resolve(); } });
     });
-    expect(ran).toBe('notify-b2-u0-first');
-    release();
+    expect(order).toEqual(['notify-b2-u0-first', 'notify-b2-r0-first']);
   });
 
   it('lets a single-alert job fail as a whole, so BullMQ retries and dead-letters it', async () => {

@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PIPELINE_QUEUES, stageQueue, type NormalizeJob } from '../../../src/pipeline/jobs.ts';
+import type { NormalizeJob } from '../../../src/pipeline/jobs.ts';
 import { createIngestHmacSecret } from '../../../src/pipeline/ingest/ingest-credentials.ts';
 import { signHookBody } from '../../../src/pipeline/ingest/hook-signature.ts';
 import { fixtureJson, fixtureLines, fixtureText } from '../../helpers/fixtures.ts';
@@ -151,7 +151,7 @@ describe('hooks: limits', () => {
   });
 });
 
-describe('hooks: SEV1/SEV2 in the urgent lane', () => {
+describe('hooks: SEV1/SEV2 ahead of the backlog', () => {
   let s: TestServer;
   beforeAll(async () => {
     // Workers off: the jobs stay queued where the test can look at them.
@@ -159,21 +159,21 @@ describe('hooks: SEV1/SEV2 in the urgent lane', () => {
   });
   afterAll(() => s.stop());
 
-  it('queues urgent payloads in the urgent normalize queue, routine ones in the usual one', async () => {
+  it('queues urgent payloads in normalize jobs of their own without priority, routine ones at priority 10', async () => {
     const alert = (severity: number, host: string) =>
       JSON.stringify({ event_type: 'malware.detected', severity, timestamp: '2026-11-21T10:00:00Z', host: { name: host }, observables: { ip: '203.0.113.9' } });
     const body = [alert(4, 'kiosk-routine-1'), alert(1, 'kiosk-sev1'), alert(3, 'kiosk-routine-2'), alert(2, 'kiosk-sev2')].join('\n');
     const res = await postHook(s, '/hooks/generic/kiosk', body, { 'content-type': 'application/x-ndjson' });
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ accepted: 4 });
-    const jobsOf = async (queue: string) => (await s.queues.queue(queue).getJobs(['waiting'])) as Job<NormalizeJob>[];
-    const hosts = (j: Job<NormalizeJob>) => (j.data.items as { host: { name: string } }[]).map((i) => i.host.name);
-    const urgent = await jobsOf(stageQueue('normalize', true));
-    const routine = await jobsOf(PIPELINE_QUEUES.normalize);
+    const jobs = (await s.queues.queue('pipeline.normalize').getJobs(['waiting', 'prioritized'])) as Job<NormalizeJob>[];
+    const hosts = (j: (typeof jobs)[number]) => (j.data.items as { host: { name: string } }[]).map((i) => i.host.name);
+    const urgent = jobs.filter((j) => j.data.urgent === true);
+    const routine = jobs.filter((j) => j.data.urgent !== true);
     expect(urgent.map(hosts)).toEqual([['kiosk-sev1', 'kiosk-sev2']]);
     expect(routine.map(hosts)).toEqual([['kiosk-routine-1', 'kiosk-routine-2']]);
-    expect(urgent[0]!.data.urgent).toBe(true);
-    expect(routine[0]!.data.urgent).toBeUndefined();
+    expect(urgent[0]!.opts.priority ?? 0).toBe(0);
+    expect(routine[0]!.opts.priority).toBe(10);
     expect([...urgent[0]!.data.counts, ...routine[0]!.data.counts]).toEqual([1, 1, 1, 1]);
   });
 });
