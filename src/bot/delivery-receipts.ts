@@ -18,24 +18,14 @@ type ReceiptsDb = { chat_deliveries: ChatDeliveriesTable };
  * carried is audited when it runs (`command.*`, `command.refused`, with the delivery id).
  *
  * @example
- * if (await receipts.seen('slack', eventId)) return reply.send();
- * await queues.add('chat.commands', 'slack.event', job, { jobId: `slack-${eventId}` });
- * await receipts.record('slack', eventId);
+ * const queued = await receipts.queueOnce('slack', eventId, () => queues.add('chat.commands', 'slack.event', job, { jobId: `slack-${eventId}` }));
+ * if (!queued) return reply.send(); // a retry of a delivery already taken
  */
 export class DeliveryReceipts {
   private readonly db: Kysely<Database & ReceiptsDb>;
 
   constructor(db: Kysely<Database>) {
     this.db = db.withTables<ReceiptsDb>();
-  }
-
-  async seen(platform: string, deliveryId: string): Promise<boolean> {
-    const row = await this.db.selectFrom('chat_deliveries').select('delivery_id').where('platform', '=', platform).where('delivery_id', '=', deliveryId).executeTakeFirst();
-    return row !== undefined;
-  }
-
-  async record(platform: string, deliveryId: string): Promise<void> {
-    await this.db.insertInto('chat_deliveries').values({ platform, delivery_id: deliveryId }).onConflict((oc) => oc.doNothing()).execute();
   }
 
   /**
@@ -56,6 +46,22 @@ export class DeliveryReceipts {
 
   async release(platform: string, deliveryId: string): Promise<void> {
     await this.db.deleteFrom('chat_deliveries').where('platform', '=', platform).where('delivery_id', '=', deliveryId).execute();
+  }
+
+  /**
+   * Claims a delivery and queues its work; false (nothing queued) when it was claimed before. When
+   * queueing fails the claim is given back and the error rethrown, so the platform's retry runs
+   * it; `onReleaseFailed` hears about a claim that could not be given back either.
+   */
+  async queueOnce(platform: string, deliveryId: string, enqueue: () => Promise<unknown>, onReleaseFailed?: (err: unknown) => void): Promise<boolean> {
+    if (!(await this.claim(platform, deliveryId))) return false;
+    try {
+      await enqueue();
+    } catch (err) {
+      await this.release(platform, deliveryId).catch((releaseErr: unknown) => onReleaseFailed?.(releaseErr));
+      throw err;
+    }
+    return true;
   }
 
   /** Drops receipts older than `before`; Slack stops retrying after about five minutes. */

@@ -6,6 +6,9 @@ import { tenantIntegrationConfigShape } from '../integrations/tenant-integration
  * Per-tenant pipeline settings, stored in `tenants.config` (jsonb) and validated here on read and
  * on write. Missing keys take the defaults, so `{}` is a working configuration.
  */
+/** The `thehive` section: where the tenant's TheHive is (secret `thehive.api_key`). Read by case.comment too. */
+export const thehiveSection = z.object({ url: z.url(), organisation: z.string().optional() });
+
 export const tenantPipelineConfigSchema = z.object({
   /** A repeat of the same fingerprint within this window bumps the existing alert. */
   dedupe_window_seconds: z.number().int().min(1).max(30 * 86400).default(3600),
@@ -46,7 +49,7 @@ export const tenantPipelineConfigSchema = z.object({
       min_severity: z.number().int().min(1).max(4).default(3),
     })
     .default({ repeat_interval_seconds: 300, min_severity: 3 }),
-  thehive: z.object({ url: z.url(), organisation: z.string().optional() }).optional(),
+  thehive: thehiveSection.optional(),
   cortex: z.object({ url: z.url(), analyzers: z.array(z.string().min(1)).default([]) }).optional(),
   /** Containment, paging and phone integrations: which adapter per port and its settings (docs/INTEGRATIONS.md). */
   ...tenantIntegrationConfigShape,

@@ -73,25 +73,23 @@ export async function registerSlackEventsRoute(http: FastifyInstance, deps: Slac
     }
 
     const retry = header(req, 'x-slack-retry-num');
-    if (!(await deps.receipts.claim('slack', job.deliveryId))) {
+    // jobId = delivery id: a copy that got past the receipt (released after a failure) is still one job.
+    const queued = await deps.receipts.queueOnce(
+      'slack',
+      job.deliveryId,
+      () =>
+        deps.queues.add(CHAT_COMMANDS_QUEUE, `slack.${request.kind}`, job, {
+          jobId: `slack-${job.deliveryId}`,
+          attempts: 3,
+          backoff: { type: 'exponential', delay: 1000 },
+          removeOnComplete: { age: 3600, count: 10_000 },
+          removeOnFail: { count: 10_000 },
+        }),
+      (err) => deps.logger.error({ err, deliveryId: job.deliveryId }, 'slack delivery neither queued nor released; a retry of it will be taken for a repeat'),
+    );
+    if (!queued) {
       deps.logger.info({ deliveryId: job.deliveryId, retry: retry ?? null, reason: header(req, 'x-slack-retry-reason') ?? null }, 'slack delivery seen before; not run again');
       return reply.status(200).send();
-    }
-    try {
-      // jobId = delivery id: a copy that got past the receipt (released after a failure) is still one job.
-      await deps.queues.add(CHAT_COMMANDS_QUEUE, `slack.${request.kind}`, job, {
-        jobId: `slack-${job.deliveryId}`,
-        attempts: 3,
-        backoff: { type: 'exponential', delay: 1000 },
-        removeOnComplete: { age: 3600, count: 10_000 },
-        removeOnFail: { count: 10_000 },
-      });
-    } catch (err) {
-      // Not queued: give the delivery back so Slack's retry of it runs (the 5xx asks for one).
-      await deps.receipts.release('slack', job.deliveryId).catch((releaseErr: unknown) =>
-        deps.logger.error({ err: releaseErr, deliveryId: job.deliveryId }, 'slack delivery neither queued nor released; a retry of it will be taken for a repeat'),
-      );
-      throw err;
     }
     if (retry) deps.logger.info({ deliveryId: job.deliveryId, retry }, 'slack retry of a delivery we never took; queued');
 

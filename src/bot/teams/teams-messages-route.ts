@@ -9,7 +9,6 @@ import type { Database } from '../../store/schema.ts';
 import type { DeliveryReceipts } from '../delivery-receipts.ts';
 import { ADAPTIVE_CARD_CONTENT_TYPE, renderAdaptiveCard, teamsPlainText } from './adaptive-card.ts';
 import type { BotFrameworkAuth } from './bot-framework-auth.ts';
-import { claimDelivery, releaseDelivery } from './delivery-claim.ts';
 import { teamsActivity, toTeamsInbound, type TeamsReplyTarget } from './teams-activity.ts';
 import { TEAMS_COMMANDS_QUEUE } from './teams-command-worker.ts';
 import type { TeamsOutbox } from './teams-outbox.ts';
@@ -70,23 +69,21 @@ export async function registerTeamsMessagesRoute(http: FastifyInstance, deps: Te
         return reply.status(200).send();
       case 'command': {
         const { job } = inbound;
-        if (await deps.receipts.seen('teams', job.deliveryId)) {
-          deps.logger.info({ deliveryId: job.deliveryId }, 'teams delivery seen before; not run again');
-          return reply.status(200).send();
-        }
-        // jobId = delivery id: even a redelivery that slips past the receipt check is one job.
-        await deps.queues.add(TEAMS_COMMANDS_QUEUE, 'teams.message', job, {
-          jobId: `teams-${job.deliveryId}`,
-          attempts: 3,
-          backoff: { type: 'exponential', delay: 1000 },
-          removeOnComplete: { age: 3600, count: 10_000 },
-          removeOnFail: { count: 10_000 },
-        });
-        await deps.receipts.record('teams', job.deliveryId);
+        // jobId = delivery id: a redelivery that got past a released receipt is still one job.
+        const queued = await deps.receipts.queueOnce('teams', job.deliveryId, () =>
+          deps.queues.add(TEAMS_COMMANDS_QUEUE, 'teams.message', job, {
+            jobId: `teams-${job.deliveryId}`,
+            attempts: 3,
+            backoff: { type: 'exponential', delay: 1000 },
+            removeOnComplete: { age: 3600, count: 10_000 },
+            removeOnFail: { count: 10_000 },
+          }),
+        );
+        if (!queued) deps.logger.info({ deliveryId: job.deliveryId }, 'teams delivery seen before; not run again');
         return reply.status(200).send();
       }
       case 'action': {
-        if (!(await claimDelivery(deps.db, 'teams', inbound.deliveryId))) {
+        if (!(await deps.receipts.claim('teams', inbound.deliveryId))) {
           deps.logger.info({ deliveryId: inbound.deliveryId }, 'teams card click seen before; not run again');
           return reply.send(messageResponse('That click was already handled.'));
         }
@@ -94,7 +91,7 @@ export async function registerTeamsMessagesRoute(http: FastifyInstance, deps: Te
         try {
           result = await dispatch(inbound.inbound, deps.commands);
         } catch (err) {
-          await releaseDelivery(deps.db, 'teams', inbound.deliveryId).catch(() => undefined);
+          await deps.receipts.release('teams', inbound.deliveryId).catch(() => undefined);
           throw err;
         }
         return reply.send(await invokeAnswer(result, inbound.reply, inbound.deliveryId, deps.outbox));

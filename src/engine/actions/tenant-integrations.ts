@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ReflexError } from '../../errors.ts';
 import type { CredentialVault, Firewall, HostContainment, IdempotencyStore, IdentityProvider, MailboxAdmin, Mailer } from '../../integrations/containment-ports.ts';
 import { CrowdStrikeClient } from '../../integrations/crowdstrike/crowdstrike-client.ts';
@@ -33,6 +33,7 @@ import { WazuhClient } from '../../integrations/wazuh/wazuh-client.ts';
 import { WazuhFirewall } from '../../integrations/wazuh/wazuh-firewall.ts';
 import { GLOBAL_TENANT, type SecretsVault } from '../../store/secrets-vault.ts';
 import type { SecretReader } from './registry.ts';
+import { thehiveSection } from '../../pipeline/tenant-config.ts';
 
 /**
  * What an adapter is built from: the tenant, its configuration (`tenants.config`, read fresh for
@@ -55,9 +56,6 @@ export interface TenantIntegrationsDeps {
   /** Tuning of the Graph mailbox client (tests shorten its waits). */
   mailboxOptions?: Pick<GraphMailboxAdminOptions, 'concurrency' | 'throttleRetries' | 'maxThrottleWaitMs' | 'maxMessageBytes' | 'sleep'>;
 }
-
-/** The pipeline's `thehive` section (src/pipeline/tenant-config.ts), read here for `case.comment`. */
-const thehiveSettings = z.object({ url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }), organisation: z.string().optional() });
 
 /** Schedule names as on-call rotations spell them; they become part of a vault secret name. */
 const SCHEDULE = /^[A-Za-z0-9._-]{1,80}$/;
@@ -129,19 +127,10 @@ export class TenantIntegrations {
     const provider = chooseProvider(src, 'identity', settings(src, 'identity', identitySettings).provider, ['msgraph', 'ldap']);
     switch (provider) {
       case 'msgraph': {
-        const g = settings(src, 'msgraph', msgraphSettings);
-        const why = 'identity.provider is msgraph';
-        const tenantId = need(src, 'msgraph.tenant_id', g.tenant_id, why);
-        const clientId = need(src, 'msgraph.client_id', g.client_id, why);
-        const clientSecret = await src.secrets.require('msgraph.client_secret');
+        const { settings: g, app, clientSecret } = await this.msgraphApp(src, 'identity.provider is msgraph');
         return this.cached(src, 'identity:msgraph', [g, clientSecret], () =>
           new MicrosoftGraphClient({
-            tenantId,
-            clientId,
-            clientSecret,
-            ...(g.graph_url ? { graphUrl: g.graph_url } : {}),
-            ...(g.login_url ? { loginUrl: g.login_url } : {}),
-            ...(g.scope ? { scope: g.scope } : {}),
+            ...app,
             ...(g.revoke_sessions_on_disable === undefined ? {} : { revokeSessionsOnDisable: g.revoke_sessions_on_disable }),
           }),
         );
@@ -153,6 +142,27 @@ export class TenantIntegrations {
           details: { key: 'identity.provider' },
         });
     }
+  }
+
+  /**
+   * The tenant's Entra ID app (`msgraph.*`, secret `msgraph.client_secret`), shared by the
+   * identity and mailbox clients: the settings, the client options they have in common, and the
+   * secret (part of each client's cache key).
+   */
+  private async msgraphApp(src: TenantSource, why: string) {
+    const g = settings(src, 'msgraph', msgraphSettings);
+    const tenantId = need(src, 'msgraph.tenant_id', g.tenant_id, why);
+    const clientId = need(src, 'msgraph.client_id', g.client_id, why);
+    const clientSecret = await src.secrets.require('msgraph.client_secret');
+    const app = {
+      tenantId,
+      clientId,
+      clientSecret,
+      ...(g.graph_url ? { graphUrl: g.graph_url } : {}),
+      ...(g.login_url ? { loginUrl: g.login_url } : {}),
+      ...(g.scope ? { scope: g.scope } : {}),
+    };
+    return { settings: g, app, clientSecret };
   }
 
   /** The tenant's `HostContainment`: `edr.provider` = `defender` or `crowdstrike`. */
@@ -202,22 +212,8 @@ export class TenantIntegrations {
     const provider = chooseProvider(src, 'mailbox', settings(src, 'mailbox', mailboxSettings).provider, ['msgraph']);
     switch (provider) {
       case 'msgraph': {
-        const g = settings(src, 'msgraph', msgraphSettings);
-        const why = 'mailbox.provider is msgraph';
-        const tenantId = need(src, 'msgraph.tenant_id', g.tenant_id, why);
-        const clientId = need(src, 'msgraph.client_id', g.client_id, why);
-        const clientSecret = await src.secrets.require('msgraph.client_secret');
-        return this.cached(src, 'mailbox:msgraph', [g, clientSecret], () =>
-          new GraphMailboxAdmin({
-            tenantId,
-            clientId,
-            clientSecret,
-            ...(g.graph_url ? { graphUrl: g.graph_url } : {}),
-            ...(g.login_url ? { loginUrl: g.login_url } : {}),
-            ...(g.scope ? { scope: g.scope } : {}),
-            ...this.deps.mailboxOptions,
-          }),
-        );
+        const { settings: g, app, clientSecret } = await this.msgraphApp(src, 'mailbox.provider is msgraph');
+        return this.cached(src, 'mailbox:msgraph', [g, clientSecret], () => new GraphMailboxAdmin({ ...app, ...this.deps.mailboxOptions }));
       }
     }
   }
@@ -230,7 +226,7 @@ export class TenantIntegrations {
   async caseSystem(src: TenantSource): Promise<TheHiveClient | undefined> {
     const raw = src.config['thehive'];
     if (raw === undefined || raw === null) return undefined;
-    const parsed = thehiveSettings.safeParse(raw);
+    const parsed = thehiveSection.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const key = ['thehive', ...(issue?.path ?? []).map(String)].join('.');

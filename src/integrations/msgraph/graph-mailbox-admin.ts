@@ -3,7 +3,7 @@ import { VendorHttpClient, isRecord, unexpectedAnswer } from '../http.ts';
 import type { VendorFailure, VendorRequest, VendorResponse } from '../http.ts';
 import { requireIdempotencyKey } from '../containment-ports.ts';
 import type { MailboxAdmin, MailboxDeleteResult, MailboxMessage, MailDeleteOptions, MailDeleteReceipt } from '../containment-ports.ts';
-import { describeGraphError, graphRequestId } from './msgraph-client.ts';
+import { describeGraphError, graphFailure, graphRequestId } from './msgraph-client.ts';
 import { BearerHttp, entraIdTokenSource } from './oauth-client-credentials.ts';
 import type { TokenSource } from './oauth-client-credentials.ts';
 
@@ -365,22 +365,11 @@ function traceHeaders(key: string): Record<string, string> {
   return { 'client-request-id': graphRequestId(key), 'return-client-request-id': 'true' };
 }
 
-function mapMailboxError(f: VendorFailure): ReflexError | undefined {
-  const code = isRecord(f.body) && isRecord(f.body.error) && typeof f.body.error.code === 'string' ? f.body.error.code : undefined;
-  const message = `Microsoft Graph answered ${f.status}${f.detail ? `: ${f.detail}` : ''}`;
-  const details = { vendor: VENDOR, status: f.status, ...(code ? { graphCode: code } : {}) };
-  if (f.status === 404) {
-    return new ReflexError('not_found', message, { details, safeMessage: 'Microsoft Graph has no such mailbox or message (or the mailbox is not in Exchange Online).' });
-  }
-  if (f.status === 403) {
-    return new ReflexError('upstream.rejected', message, {
-      retryable: false,
-      details,
-      safeMessage: 'Microsoft Graph refused: the app lacks Mail.ReadWrite / User.Read.All, or an application access policy keeps it out of this mailbox.',
-    });
-  }
-  return undefined;
-}
+const mapMailboxError = (f: VendorFailure): ReflexError | undefined =>
+  graphFailure(f, {
+    notFound: 'Microsoft Graph has no such mailbox or message (or the mailbox is not in Exchange Online).',
+    forbidden: 'Microsoft Graph refused: the app lacks Mail.ReadWrite / User.Read.All, or an application access policy keeps it out of this mailbox.',
+  });
 
 async function eachLimited(count: number, limit: number, signal: AbortSignal | undefined, fn: (index: number) => Promise<void>): Promise<void> {
   let next = 0;

@@ -192,22 +192,26 @@ export function describeGraphError(body: unknown): string | undefined {
   return [code, message].filter((s) => typeof s === 'string' && s !== '').join(': ') || undefined;
 }
 
-function mapGraphError(f: VendorFailure): ReflexError | undefined {
+/**
+ * Graph's 404 and 403 as ReflexErrors with the caller's words for them (what is missing, which
+ * permission the app lacks), Graph's own error code in the details; other statuses fall through
+ * to the shared status mapping. Used by the identity and the mailbox clients.
+ */
+export function graphFailure(f: VendorFailure, safe: { notFound: string; forbidden: string }): ReflexError | undefined {
+  const code = isRecord(f.body) && isRecord(f.body.error) && typeof f.body.error.code === 'string' ? f.body.error.code : undefined;
   const message = `Microsoft Graph answered ${f.status}${f.detail ? `: ${f.detail}` : ''}`;
-  const details = { vendor: VENDOR, status: f.status };
-  if (f.status === 404) {
-    return new ReflexError('not_found', message, { details, safeMessage: 'Microsoft Entra ID has no such user.' });
-  }
-  if (f.status === 403) {
-    // Also what Graph answers for privileged users (admins) when the app lacks the extra role.
-    return new ReflexError('upstream.rejected', message, {
-      retryable: false,
-      details,
-      safeMessage: 'Microsoft Graph refused: the app lacks the permission, or the user is an administrator it may not change.',
-    });
-  }
+  const details = { vendor: VENDOR, status: f.status, ...(code ? { graphCode: code } : {}) };
+  if (f.status === 404) return new ReflexError('not_found', message, { details, safeMessage: safe.notFound });
+  if (f.status === 403) return new ReflexError('upstream.rejected', message, { retryable: false, details, safeMessage: safe.forbidden });
   return undefined;
 }
+
+const mapGraphError = (f: VendorFailure): ReflexError | undefined =>
+  graphFailure(f, {
+    notFound: 'Microsoft Entra ID has no such user.',
+    // Also what Graph answers for privileged users (admins) when the app lacks the extra role.
+    forbidden: 'Microsoft Graph refused: the app lacks the permission, or the user is an administrator it may not change.',
+  });
 
 const PASSWORD_SETS = ['ABCDEFGHJKLMNPQRSTUVWXYZ', 'abcdefghijkmnopqrstuvwxyz', '23456789', '!#$%&*+-=?@^_'] as const;
 

@@ -156,8 +156,9 @@ async function attachToIncident(
 async function correlationLocks(db: Kysely<Database>, tenantId: string, alertId: string, e: SentinelEvent): Promise<string[]> {
   const host = e.host.name ?? e.host.ip;
   const keys = [`alert:${alertId}`, ...(host ? [`host:${host}`] : []), ...[...e.observables.ip, ...e.observables.hash].map((k) => `obs:${k}`)].map((k) => `case:${tenantId}:${k}`);
-  const { rows } = await sql<{ id: string }>`select distinct hashtextextended(k, 0)::text as id from unnest(${keys}::text[]) k order by 1`.execute(db);
-  return rows.map((r) => r.id).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
+  // bigint arrives as a string; the order is PostgreSQL's numeric one.
+  const { rows } = await sql<{ id: string }>`select distinct hashtextextended(k, 0) as id from unnest(${keys}::text[]) k order by id`.execute(db);
+  return rows.map((r) => r.id);
 }
 
 async function findCorrelatedIncident(db: Kysely<Database>, tenantId: string, selfId: string, e: SentinelEvent, windowSeconds: number): Promise<string | null> {
