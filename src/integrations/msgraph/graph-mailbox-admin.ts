@@ -3,26 +3,11 @@ import { VendorHttpClient, isRecord, unexpectedAnswer } from '../http.ts';
 import type { VendorFailure, VendorRequest, VendorResponse } from '../http.ts';
 import { requireIdempotencyKey } from '../containment-ports.ts';
 import type { MailboxAdmin, MailboxDeleteResult, MailboxMessage, MailDeleteOptions, MailDeleteReceipt } from '../containment-ports.ts';
-import { describeGraphError, graphFailure, graphRequestId } from './msgraph-client.ts';
+import { describeGraphError, graphFailure, graphRequestId, type MicrosoftGraphClientOptions } from './msgraph-client.ts';
 import { BearerHttp, entraIdTokenSource } from './oauth-client-credentials.ts';
-import type { TokenSource } from './oauth-client-credentials.ts';
 
-export interface GraphMailboxAdminOptions {
-  /** Entra ID tenant (directory) id or verified domain. */
-  tenantId: string;
-  clientId: string;
-  /** Vault: `msgraph.client_secret` (the same app registration as the identity client). */
-  clientSecret: string;
-  /** Default https://graph.microsoft.com. */
-  graphUrl?: string;
-  /** Default https://login.microsoftonline.com. */
-  loginUrl?: string;
-  /** Default `<graphUrl origin>/.default`. */
-  scope?: string;
-  tokens?: TokenSource;
-  timeoutMs?: number;
-  fetch?: typeof fetch;
-  now?: () => number;
+/** The same app registration as the identity client (vault: `msgraph.client_secret`), plus the mailbox tuning. */
+export interface GraphMailboxAdminOptions extends Omit<MicrosoftGraphClientOptions, 'revokeSessionsOnDisable'> {
   /** Mailboxes searched at once when deleting. Default 4 (Graph allows 4 concurrent requests per mailbox and app). */
   concurrency?: number;
   /** 429 answers absorbed per request by waiting out `Retry-After`. Default 3. */
