@@ -1,4 +1,5 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { openToken, signToken } from '../../store/signed-token.ts';
 import { z } from 'zod';
 
 /**
@@ -47,25 +48,15 @@ function keyFor(secret: Buffer): Buffer {
   return createHmac('sha256', secret).update('sentreflex.phone-ack.v1').digest();
 }
 
-function mac(secret: Buffer, data: string): Buffer {
-  return createHmac('sha256', keyFor(secret)).update(data).digest();
-}
-
 export function signPhoneAck(secret: Buffer, claims: PhoneAckClaims): string {
   const tuple = [claims.tenantId, claims.runId, claims.stepId, claims.principalId ?? '', Math.floor(claims.expiresAtMs / 1000)];
-  const body = Buffer.from(JSON.stringify(claimsTuple.parse(tuple)), 'utf8').toString('base64url');
-  return `${PREFIX}.${body}.${mac(secret, `${PREFIX}.${body}`).toString('base64url')}`;
+  return signToken(keyFor(secret), PREFIX, Buffer.from(JSON.stringify(claimsTuple.parse(tuple)), 'utf8').toString('base64url'));
 }
 
 export function verifyPhoneAck(input: { secret: Buffer; token: string; nowMilliseconds: number }): PhoneAckVerification {
-  if (typeof input.token !== 'string' || input.token.length > MAX_TOKEN) return { ok: false, reason: 'malformed' };
-  const parts = input.token.split('.');
-  if (parts.length !== 3 || parts[0] !== PREFIX) return { ok: false, reason: 'malformed' };
-  const [, body, sig] = parts as [string, string, string];
-  const expected = mac(input.secret, `${PREFIX}.${body}`);
-  const given = Buffer.from(sig, 'base64url');
   // Signature first: nothing of an unsigned payload is parsed.
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad_signature' };
+  const body = openToken(keyFor(input.secret), PREFIX, input.token, MAX_TOKEN);
+  if (typeof body !== 'string') return { ok: false, reason: body.reason };
   let tuple: z.infer<typeof claimsTuple>;
   try {
     tuple = claimsTuple.parse(JSON.parse(Buffer.from(body, 'base64url').toString('utf8')));
