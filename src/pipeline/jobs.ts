@@ -65,6 +65,11 @@ export const alertJob = z.preprocess(
   }),
 );
 
+/** SEV1 and SEV2 travel ahead of the routine backlog, from the hook's normalize job on. */
+export function isUrgent(severity: number): boolean {
+  return severity <= 2;
+}
+
 /** BullMQ processes jobs without a priority before prioritized ones: routine alerts get this one. */
 export const ROUTINE_PRIORITY = 10;
 

@@ -1,4 +1,5 @@
 import { ReflexError, toReflexError } from '../../errors.ts';
+import { isUrgent } from '../jobs.ts';
 import { normalize, type NormalizerSource } from '../normalize/index.ts';
 
 /**
@@ -70,7 +71,7 @@ export function parseHookBody(source: NormalizerSource, contentType: string | un
     try {
       const events = normalize(source, item, { tenantId: ctx.tenantId, checkOnly: true, ...(ctx.genericName ? { genericName: ctx.genericName } : {}) });
       counts.push(events.length);
-      urgent.push(events.some((e) => e.severity <= 2));
+      urgent.push(events.some((e) => isUrgent(e.severity)));
     } catch (err) {
       const e = toReflexError(err);
       if (e.code !== 'input.invalid') throw e;

@@ -7,7 +7,7 @@ import type { Database, EventsTable } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
 import type { SentinelEvent } from '../event.ts';
 import { fingerprintOf, titleOf } from '../fingerprint.ts';
-import { ALERT_BATCH, alertJobPriority, PIPELINE_QUEUES, type AlertJob, type DedupeJob } from '../jobs.ts';
+import { ALERT_BATCH, alertJobPriority, isUrgent, PIPELINE_QUEUES, type AlertJob, type DedupeJob } from '../jobs.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
 
 export interface DedupeResult {
@@ -159,7 +159,7 @@ export async function runDedupeStage(job: DedupeJob, deps: { db: Kysely<Database
     await incrementCounters(trx, [{ tenantId: job.tenantId, delta: { new: created.length, deduplicated, suppressed } }]);
     const outcome: DedupeResult = {
       newAlertIds: created.map((a) => a.id),
-      urgentAlertIds: created.filter((a) => a.severity <= 2).map((a) => a.id),
+      urgentAlertIds: created.filter((a) => isUrgent(a.severity)).map((a) => a.id),
       repeatAlertIds: [...open.values()].filter((a) => a.added > 0).map((a) => a.id),
       suppressed,
       deduplicated,
