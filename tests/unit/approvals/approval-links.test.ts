@@ -23,7 +23,10 @@ describe('approval links', () => {
     // A later expiry in the payload does not verify under the old signature.
     const longer = signApprovalLink(randomBytes(32), { linkId, expiresAtMs: t0 + 3_600_000 }).split('.')[1];
     expect(verifyApprovalLink({ secret, token: `${v}.${longer}.${sig}`, nowMilliseconds: t0 })).toEqual({ ok: false, reason: 'bad_signature' });
-    expect(verifyApprovalLink({ secret, token: `${v}.${body}.${sig.slice(0, -2)}AA`, nowMilliseconds: t0 })).toEqual({ ok: false, reason: 'bad_signature' });
+    // One bit of the signature flipped (rewriting its last characters could decode to the same bytes).
+    const flipped = Buffer.from(sig, 'base64url');
+    flipped[0]! ^= 1;
+    expect(verifyApprovalLink({ secret, token: `${v}.${body}.${flipped.toString('base64url')}`, nowMilliseconds: t0 })).toEqual({ ok: false, reason: 'bad_signature' });
     expect(verifyApprovalLink({ secret, token: 'v2.a.b', nowMilliseconds: t0 })).toEqual({ ok: false, reason: 'malformed' });
     expect(verifyApprovalLink({ secret, token: 'nonsense', nowMilliseconds: t0 })).toEqual({ ok: false, reason: 'malformed' });
   });
