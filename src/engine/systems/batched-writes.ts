@@ -1,11 +1,11 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import type { Database } from '../../store/schema.ts';
 import type { StepResultView } from '../expressions.ts';
-import { GroupCommit } from '../run/group-commit.ts';
+import { GroupCommit } from '../../store/group-commit.ts';
 import { toRunRecord, type RunRecord, type RunRow } from '../run/run-record.ts';
 
 /**
- * The engine's hot path as group commits (run/group-commit.ts): what many concurrent step jobs
+ * The engine's hot path as group commits (store/group-commit.ts): what many concurrent step jobs
  * and run starts read and write travels to PostgreSQL as one statement per batch, instead of one
  * transaction of five to seven statements each. A statement is atomic on its own (an implicit
  * transaction, one commit), and every row change in it is guarded exactly as a transition guards

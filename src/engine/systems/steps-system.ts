@@ -4,7 +4,7 @@ import { appendTimeline } from '../../store/incidents.ts';
 import { engineDb } from '../engine-schema.ts';
 import { evaluateCondition, type ExpressionContext, type StepResultView } from '../expressions.ts';
 import type { ConditionStep, ParallelStep, Step } from '../manifest/types.ts';
-import { GroupCommit } from '../run/group-commit.ts';
+import { GroupCommit } from '../../store/group-commit.ts';
 import { TERMINAL_RUN, type RunRecord } from '../run/run-record.ts';
 import type { Definition } from '../run/definition-cache.ts';
 import { maskSecrets } from '../run/secret-masking.ts';

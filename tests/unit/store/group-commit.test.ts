@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GroupCommit } from '../../../src/engine/run/group-commit.ts';
+import { GroupCommit } from '../../../src/store/group-commit.ts';
 
 /** A flush the test releases by hand, so batches form exactly as under load. */
 function gatedFlush() {
