@@ -79,11 +79,13 @@ export function alertJobPriority(urgent: boolean | undefined): { priority?: numb
 }
 export type AlertJob = z.infer<typeof alertJob>;
 
-/** One alert of a batch, as a stage handles it. */
-export interface AlertRef {
+/** The alerts of one batch job, as a stage handles them: one tenant, one kind. */
+export interface AlertBatch {
   tenantId: string;
-  alertId: string;
+  alertIds: readonly string[];
   kind?: 'first' | 'repeat' | undefined;
+  /** SEV1/SEV2 alerts: merged only with each other (see stage-coalescer.ts). */
+  urgent?: boolean | undefined;
 }
 
 export function jobIdFor(stage: PipelineStage, subject: string, suffix?: string): string {

@@ -12,10 +12,11 @@ import { incrementCounters, readCounters } from './counters.ts';
 import { registerHookRoutes } from './ingest/hook-routes.ts';
 import { addIngestToken, IngestAuthenticator } from './ingest/ingest-credentials.ts';
 import { IngestWriter } from './ingest/ingest-writer.ts';
-import { alertJob, dedupeJob, normalizeJob, PIPELINE_QUEUES, type AlertRef, type DedupeJob, type NormalizeJob, type PipelineStage } from './jobs.ts';
-import { runAlertBatch } from './stages/alert-batch.ts';
+import { alertJob, dedupeJob, normalizeJob, PIPELINE_QUEUES, type AlertBatch, type DedupeJob, type NormalizeJob, type PipelineStage } from './jobs.ts';
+import { runAlertBatch, type BatchOutcome } from './stages/alert-batch.ts';
+import { coalesce } from './stages/stage-coalescer.ts';
 import { runCaseStage } from './stages/case-stage.ts';
-import { runDedupeStage } from './stages/dedupe-stage.ts';
+import { createDedupeStage } from './stages/dedupe-stage.ts';
 import { runEnrichStage } from './stages/enrich-stage.ts';
 import { runNormalizeStage } from './stages/normalize-stage.ts';
 import { runNotifyStage } from './stages/notify-stage.ts';
@@ -108,29 +109,34 @@ export const pipelineFeature: Feature = {
       const lookupIntel = createIntelLookup(store.vault, defaultIntelProviders({ virustotal: config.intel.virustotalUrl, abuseipdb: config.intel.abuseipdbUrl }));
       const c = config.workerConcurrency;
       queues.createWorker({ name: PIPELINE_QUEUES.normalize, concurrency: Math.max(2, c >> 2), onDeadLetter, processor: (job) => runNormalizeStage(parseJob(normalizeJob, job.data, job.queueName), { db, queues }) });
-      queues.createWorker({ name: PIPELINE_QUEUES.dedupe, concurrency: Math.max(2, c >> 2), onDeadLetter, processor: (job) => runDedupeStage(parseJob(dedupeJob, job.data, job.queueName), { db, queues, tenants }) });
+      // Dedupe jobs in flight wait for a shared transaction (createDedupeStage): more of them, larger merges.
+      const dedupe = createDedupeStage({ db, queues, tenants, notifies: (tenantId, cfg) => ctx.seams.notifiers.some((n) => n.enabledFor(tenantId, cfg)) });
+      queues.createWorker({ name: PIPELINE_QUEUES.dedupe, concurrency: c * 2, onDeadLetter, processor: (job) => dedupe(parseJob(dedupeJob, job.data, job.queueName)) });
       const log = ctx.logger.child({ component: 'pipeline' });
-      const perAlertStage = <R>(stage: PipelineStage, concurrency: number, inBatch: number, perAlert: (ref: AlertRef) => Promise<R>, next: readonly { stage: PipelineStage; kind?: 'first' }[]) =>
+      // Alert-stage jobs mostly wait for their share of a merged batch (stage-coalescer.ts), so
+      // more of them in flight means larger batches, not more load.
+      const alertStage = <R>(stage: PipelineStage, perBatch: (batch: AlertBatch) => Promise<BatchOutcome<R>>, next: readonly { stage: PipelineStage; kind?: 'first' }[]) => {
+        const merged = coalesce(perBatch, { name: PIPELINE_QUEUES[stage] });
         queues.createWorker({
           name: PIPELINE_QUEUES[stage],
-          concurrency,
+          concurrency: c * 4,
           onDeadLetter,
           processor: async (job) => {
             const out = await runAlertBatch(parseJob(alertJob, job.data, job.queueName), {
               stage,
               queues,
-              concurrency: inBatch,
-              perAlert,
+              perBatch: merged,
               next,
               onAlertFailed: (alertId, err) => log.warn({ err, stage, alertId }, 'alert failed in a batch; retrying it alone'),
             });
             return { handled: out.results.size, split: out.split.length };
           },
         });
-      perAlertStage('enrich', c, 8, (ref) => runEnrichStage(ref, { db, tenants, vault: store.vault, lookupIntel }), [{ stage: 'case' }]);
-      perAlertStage('case', Math.max(2, c >> 1), 4, (ref) => runCaseStage(ref, { db, tenants, vault: store.vault, incidentEvents: ctx.seams.incidentEvents }), [{ stage: 'notify', kind: 'first' }, { stage: 'trigger' }]);
-      perAlertStage('notify', Math.max(2, c >> 1), 8, (ref) => runNotifyStage(ref, { db, tenants, notifiers: ctx.seams.notifiers }), []);
-      perAlertStage('trigger', Math.max(2, c >> 2), 4, (ref) => runTriggerStage(ref, { db, trigger: ctx.seams.trigger }), []);
+      };
+      alertStage('enrich', (batch) => runEnrichStage(batch, { db, tenants, vault: store.vault, lookupIntel, concurrency: 16 }), [{ stage: 'case' }]);
+      alertStage('case', (batch) => runCaseStage(batch, { db, tenants, vault: store.vault, incidentEvents: ctx.seams.incidentEvents, concurrency: 4 }), [{ stage: 'notify', kind: 'first' }, { stage: 'trigger' }]);
+      alertStage('notify', (batch) => runNotifyStage(batch, { db, tenants, notifiers: ctx.seams.notifiers, concurrency: 8 }), []);
+      alertStage('trigger', (batch) => runTriggerStage(batch, { db, trigger: ctx.seams.trigger, concurrency: 4 }), []);
     }
     return async () => {
       await writer.close();

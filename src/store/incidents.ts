@@ -1,7 +1,8 @@
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { z } from 'zod';
 import { ReflexError } from '../errors.ts';
-import { auditedWrite } from './audit-log.ts';
+import { auditedWrite, type AuditEntry } from './audit-log.ts';
 import type { Database, Incident, IncidentChannelsTable, Severity, TimelineEntriesTable } from './schema.ts';
 
 /**
@@ -116,45 +117,52 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
  */
 export async function createIncident(db: Kysely<Database>, input: CreateIncidentInput, events?: IncidentEvents): Promise<Incident> {
   const v = parse(createInput, input, 'incident');
-  const incident = await auditedWrite(db, v.createdBy, async (trx, audit) => {
-    const inc = await trx
-      .insertInto('incidents')
-      .values({ tenant_id: v.tenantId, title: v.title, severity: v.severity, summary: v.summary ?? null, created_by: v.createdBy })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    const alertIds = [...new Set(v.alertIds ?? [])];
-    if (alertIds.length > 0) {
-      const linked = await trx
-        .updateTable('alerts')
-        .set({ incident_id: inc.id })
-        .where('tenant_id', '=', v.tenantId)
-        .where('id', 'in', alertIds)
-        .executeTakeFirst();
-      if (Number(linked.numUpdatedRows) !== alertIds.length) {
-        // Rolls the incident back too: an incident citing alerts it does not have would mislead.
-        throw new ReflexError('not_found', `only ${linked.numUpdatedRows} of ${alertIds.length} alerts exist in ${v.tenantId}`, {
-          safeMessage: 'Some of the alerts to link do not exist in this tenant.',
-        });
-      }
+  const [incident] = await auditedWrite(db, v.createdBy, (trx, audit) => createIncidentsIn(trx, audit, [v]));
+  await events?.emit({ type: 'incident.created', incident: incident! });
+  return incident!;
+}
+
+/**
+ * Opens incidents inside the caller's audited transaction (the pipeline opens a batch's incidents
+ * in the transaction that holds its correlation locks): each validated, all inserted in one
+ * statement, their alerts linked in one, their `incident.created` entries in one. Returns them in
+ * input order; the caller emits `incident.created` for each after its commit.
+ */
+export async function createIncidentsIn(trx: Transaction<Database>, audit: (entry: AuditEntry) => void, inputs: CreateIncidentInput[]): Promise<Incident[]> {
+  if (inputs.length === 0) return [];
+  const valid = inputs.map((input) => ({ ...parse(createInput, input, 'incident'), id: randomUUID() }));
+  const rows = await trx
+    .insertInto('incidents')
+    .values(valid.map((v) => ({ id: v.id, tenant_id: v.tenantId, title: v.title, severity: v.severity, summary: v.summary ?? null, created_by: v.createdBy })))
+    .returningAll()
+    .execute();
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const incidents = valid.map((v) => byId.get(v.id)!);
+  const links = valid.flatMap((v) => [...new Set(v.alertIds ?? [])].map((alertId) => ({ alertId, incidentId: v.id, tenantId: v.tenantId })));
+  if (links.length > 0) {
+    const values = sql.join(links.map((l) => sql`(${l.alertId}::uuid, ${l.incidentId}::uuid, ${l.tenantId})`));
+    const linked = await sql`update alerts set incident_id = v.incident_id from (values ${values}) as v(id, incident_id, tenant_id)
+                             where alerts.id = v.id and alerts.tenant_id = v.tenant_id`.execute(trx);
+    if (Number(linked.numAffectedRows ?? 0) !== links.length) {
+      // Rolls the incidents back too: an incident citing alerts it does not have would mislead.
+      throw new ReflexError('not_found', `only ${linked.numAffectedRows} of ${links.length} alerts exist in their tenants`, {
+        safeMessage: 'Some of the alerts to link do not exist in this tenant.',
+      });
     }
-    await insertTimeline(trx, {
-      tenantId: v.tenantId,
-      incidentId: inc.id,
-      kind: 'incident.created',
-      actor: v.createdBy,
-      text: `Incident opened at SEV${v.severity}: ${v.title}`,
-      data: { severity: v.severity, ...(alertIds.length ? { alertIds } : {}) },
-    });
-    audit({
-      tenantId: v.tenantId,
-      action: 'incident.create',
-      target: `incident:${inc.id}`,
-      delta: { title: v.title, severity: v.severity, ...(alertIds.length ? { alertIds } : {}) },
-    });
-    return inc;
-  });
-  await events?.emit({ type: 'incident.created', incident });
-  return incident;
+  }
+  await insertTimelines(
+    trx,
+    valid.map((v) => {
+      const alertIds = [...new Set(v.alertIds ?? [])];
+      return { tenantId: v.tenantId, incidentId: v.id, kind: 'incident.created', actor: v.createdBy, text: `Incident opened at SEV${v.severity}: ${v.title}`, data: { severity: v.severity, ...(alertIds.length ? { alertIds } : {}) } };
+    }),
+    false,
+  );
+  for (const v of valid) {
+    const alertIds = [...new Set(v.alertIds ?? [])];
+    audit({ tenantId: v.tenantId, action: 'incident.create', target: `incident:${v.id}`, delta: { title: v.title, severity: v.severity, ...(alertIds.length ? { alertIds } : {}) } });
+  }
+  return incidents;
 }
 
 export async function getIncident(db: Kysely<Database>, tenantId: string, id: string): Promise<Incident | undefined> {
@@ -308,6 +316,18 @@ export async function appendTimeline(target: Kysely<Database> | Transaction<Data
   });
 }
 
+/**
+ * Appends several timeline entries inside the caller's transaction (which audits the changes they
+ * belong to): each validated, the incidents checked in one query, the rows in one statement.
+ *
+ * @example
+ * await auditedWrite(db, 'pipeline', async (trx, audit) => { await appendTimelineEntries(trx, entries); audit(…); });
+ */
+export async function appendTimelineEntries(trx: Transaction<Database>, entries: TimelineInput[]): Promise<TimelineEntry[]> {
+  const valid = entries.map((e) => parse(timelineInput, e, 'timeline entry'));
+  return insertTimelines(trx, valid.map((v) => ({ ...v, data: v.data ?? {} })), true);
+}
+
 export async function listTimeline(
   db: Kysely<Database>,
   tenantId: string,
@@ -390,14 +410,26 @@ async function lockIncident(trx: Transaction<Database>, tenantId: string, incide
 }
 
 async function insertTimeline(trx: Transaction<Database>, e: Required<Omit<TimelineInput, 'data'>> & { data: Record<string, unknown> }, checkIncident = false): Promise<TimelineEntry> {
+  return (await insertTimelines(trx, [e], checkIncident))[0]!;
+}
+
+async function insertTimelines(trx: Transaction<Database>, entries: (Required<Omit<TimelineInput, 'data'>> & { data: Record<string, unknown> })[], checkIncident: boolean): Promise<TimelineEntry[]> {
+  if (entries.length === 0) return [];
   if (checkIncident) {
     // timeline_entries.incident_id references incidents(id) alone; keep tenants apart here.
-    const inc = await trx.selectFrom('incidents').select('id').where('id', '=', e.incidentId).where('tenant_id', '=', e.tenantId).executeTakeFirst();
-    if (!inc) throw new ReflexError('not_found', `no incident ${e.incidentId} in ${e.tenantId}`, { safeMessage: `No incident ${shortIncidentId(e.incidentId)} in this tenant.` });
+    const wanted = new Map(entries.map((e) => [`${e.tenantId}\u0000${e.incidentId}`, e]));
+    const found = await trx
+      .selectFrom('incidents')
+      .select(['id', 'tenant_id'])
+      .where('id', 'in', [...new Set(entries.map((e) => e.incidentId))])
+      .execute();
+    for (const f of found) wanted.delete(`${f.tenant_id}\u0000${f.id}`);
+    const e = [...wanted.values()][0];
+    if (e) throw new ReflexError('not_found', `no incident ${e.incidentId} in ${e.tenantId}`, { safeMessage: `No incident ${shortIncidentId(e.incidentId)} in this tenant.` });
   }
   return trx
     .insertInto('timeline_entries')
-    .values({ tenant_id: e.tenantId, incident_id: e.incidentId, kind: e.kind, actor: e.actor, text: e.text, data: JSON.stringify(e.data) })
+    .values(entries.map((e) => ({ tenant_id: e.tenantId, incident_id: e.incidentId, kind: e.kind, actor: e.actor, text: e.text, data: JSON.stringify(e.data) })))
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .execute();
 }

@@ -1,13 +1,24 @@
+import type { Kysely, Selectable } from 'kysely';
 import type { QueueSystem } from '../../app/queue.ts';
-import { toReflexError } from '../../errors.ts';
-import { alertJobPriority, PIPELINE_QUEUES, type AlertJob, type AlertRef, type PipelineStage } from '../jobs.ts';
+import { ReflexError, toReflexError } from '../../errors.ts';
+import type { AlertsTable, Database } from '../../store/schema.ts';
+import { alertJobPriority, PIPELINE_QUEUES, type AlertBatch, type AlertJob, type PipelineStage } from '../jobs.ts';
+
+/** What a stage made of a batch: a result per handled alert, and the alerts it could not handle, with why. */
+export interface BatchOutcome<R> {
+  results: Map<string, R>;
+  failed: Map<string, unknown>;
+}
 
 export interface AlertBatchOptions<R> {
   stage: PipelineStage;
   queues: QueueSystem;
-  /** Alerts of one batch handled at once (they are I/O bound: database, vendors). */
-  concurrency: number;
-  perAlert: (ref: AlertRef) => Promise<R>;
+  /**
+   * Handles the whole batch: set-based reads and writes (one statement for a hundred alerts, not
+   * a hundred), per-alert work (vendor calls) side by side. An alert it reports failed goes on
+   * alone; if it throws, every alert of a larger batch does (a poison alert is isolated that way).
+   */
+  perBatch: (batch: AlertBatch) => Promise<BatchOutcome<R>>;
   /** Stages that take the alerts this one handled. */
   next: readonly { stage: PipelineStage; kind?: 'first' }[];
   onAlertFailed?: (alertId: string, err: unknown) => void;
@@ -19,6 +30,31 @@ export interface AlertBatchOutcome<R> {
   split: string[];
 }
 
+/** Runs `fn` over `items`, at most `limit` at a time, in order of the items. */
+export async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let cursor = 0;
+  const lane = async () => {
+    while (cursor < items.length) await fn(items[cursor++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, lane));
+}
+
+export type AlertRow = Selectable<AlertsTable>;
+
+/**
+ * The batch's alert rows in one query (the rows are the truth, the job a pointer), and a
+ * not_found failure for each id that is not there (or not the tenant's), to be reported as failed.
+ */
+export async function loadBatchAlerts(db: Kysely<Database>, batch: AlertBatch): Promise<{ rows: AlertRow[]; missing: Map<string, unknown> }> {
+  const rows = await db.selectFrom('alerts').selectAll().where('tenant_id', '=', batch.tenantId).where('id', 'in', [...batch.alertIds]).execute();
+  const found = new Set(rows.map((r) => r.id));
+  const missing = new Map<string, unknown>();
+  for (const id of batch.alertIds) {
+    if (!found.has(id)) missing.set(id, new ReflexError('not_found', `alert ${id} of tenant ${batch.tenantId} vanished`, { retryable: false }));
+  }
+  return { rows, missing };
+}
+
 function nextJobId(stage: PipelineStage, key: string, kind?: 'first'): string {
   return kind ? `${stage}-${key}-${kind}` : `${stage}-${key}`;
 }
@@ -28,44 +64,42 @@ function nextJobId(stage: PipelineStage, key: string, kind?: 'first'): string {
  *
  * - A batch of one is an ordinary job: a failure throws, BullMQ retries it with backoff and
  *   finally dead-letters it.
- * - In a larger batch each alert is handled on its own; an alert that fails is re-queued to this
- *   stage as a job of its own (`<stage>-<alertId>`), so one bad alert neither holds back nor
- *   re-runs its neighbours, and it still gets every retry and its own dead letter.
+ * - A larger batch is handled as a whole (see `perBatch`); an alert that fails, or every alert
+ *   when the batch's own reads or writes fail, is re-queued to this stage as a job of its own
+ *   (`<stage>-<alertId>`), so one bad alert neither holds back nor re-runs its neighbours, and it
+ *   still gets every retry and its own dead letter.
  * - The next stage's job id derives from this batch's key, so a retried batch (a worker died
  *   after queueing) adds nothing twice. Stages are idempotent per alert, so running an alert
  *   again after such a crash changes nothing.
  */
 export async function runAlertBatch<R>(job: AlertJob, opts: AlertBatchOptions<R>): Promise<AlertBatchOutcome<R>> {
-  const results = new Map<string, R>();
-  const split: string[] = [];
   const ids = [...new Set(job.alertIds)];
-  const ref = (alertId: string): AlertRef => ({ tenantId: job.tenantId, alertId, kind: job.kind });
-  if (ids.length === 1) {
-    results.set(ids[0]!, await opts.perAlert(ref(ids[0]!)));
-  } else {
-    let cursor = 0;
-    const lane = async () => {
-      while (cursor < ids.length) {
-        const id = ids[cursor++]!;
-        try {
-          results.set(id, await opts.perAlert(ref(id)));
-        } catch (err) {
-          opts.onAlertFailed?.(id, toReflexError(err));
-          split.push(id);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(opts.concurrency, ids.length) }, lane));
-    if (split.length > 0) {
-      await opts.queues.addBulk(
-        PIPELINE_QUEUES[opts.stage],
-        split.map((alertId) => ({
-          name: 'alert',
-          data: { tenantId: job.tenantId, alertIds: [alertId], ...(job.kind ? { kind: job.kind } : {}), ...(job.urgent ? { urgent: true } : {}) } satisfies AlertJob,
-          opts: { jobId: nextJobId(opts.stage, alertId), ...alertJobPriority(job.urgent) },
-        })),
-      );
+  let out: BatchOutcome<R>;
+  try {
+    out = await opts.perBatch({ tenantId: job.tenantId, alertIds: ids, kind: job.kind, urgent: job.urgent });
+  } catch (err) {
+    if (ids.length === 1) throw err;
+    out = { results: new Map(), failed: new Map(ids.map((id) => [id, err])) };
+  }
+  const results = out.results;
+  // An alert the handler neither handled nor reported is a failure too: nothing is dropped.
+  const split = ids.filter((id) => !results.has(id) || out.failed.has(id));
+  if (ids.length === 1 && split.length === 1) {
+    throw out.failed.get(ids[0]!) ?? new Error(`${opts.stage}: alert ${ids[0]} was not handled`);
+  }
+  if (split.length > 0) {
+    for (const id of split) {
+      results.delete(id);
+      opts.onAlertFailed?.(id, toReflexError(out.failed.get(id) ?? new Error('not handled')));
     }
+    await opts.queues.addBulk(
+      PIPELINE_QUEUES[opts.stage],
+      split.map((alertId) => ({
+        name: 'alert',
+        data: { tenantId: job.tenantId, alertIds: [alertId], ...(job.kind ? { kind: job.kind } : {}), ...(job.urgent ? { urgent: true } : {}) } satisfies AlertJob,
+        opts: { jobId: nextJobId(opts.stage, alertId), ...alertJobPriority(job.urgent) },
+      })),
+    );
   }
   const handled = ids.filter((id) => results.has(id));
   if (handled.length > 0) {

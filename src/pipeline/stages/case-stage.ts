@@ -1,15 +1,16 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { ReflexError } from '../../errors.ts';
 import type { CaseObservableKind, CaseSystem } from '../../integrations/ports.ts';
 import { TheHiveClient } from '../../integrations/thehive/thehive-client.ts';
-import { auditedWrite } from '../../store/audit-log.ts';
-import { appendTimeline, createIncident, type IncidentEvents } from '../../store/incidents.ts';
-import type { Database } from '../../store/schema.ts';
+import { auditedWrite, type AuditEntry } from '../../store/audit-log.ts';
+import { appendTimelineEntries, createIncidentsIn, type IncidentEvents } from '../../store/incidents.ts';
+import type { Database, Incident } from '../../store/schema.ts';
 import { GLOBAL_TENANT, type SecretsVault } from '../../store/secrets-vault.ts';
 import type { SentinelEvent } from '../event.ts';
-import type { AlertRef } from '../jobs.ts';
+import type { AlertBatch } from '../jobs.ts';
 import type { TenantPipelineConfig } from '../tenant-config.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
+import { eachLimited, loadBatchAlerts, type AlertRow, type BatchOutcome } from './alert-batch.ts';
 
 export interface CaseDeps {
   db: Kysely<Database>;
@@ -18,6 +19,8 @@ export interface CaseDeps {
   incidentEvents?: IncidentEvents;
   /** Builds the tenant's case system; default: TheHive from tenant config + `thehive.api_key`. */
   caseSystemFor?: (tenantId: string, config: TenantPipelineConfig) => Promise<CaseSystem | undefined>;
+  /** Incident openings and TheHive syncs of a batch in flight at once; default 4. */
+  concurrency?: number;
 }
 
 export interface CaseOutcome {
@@ -28,154 +31,264 @@ export interface CaseOutcome {
 }
 
 /**
- * case: internal incident and TheHive sync, idempotent end to end.
+ * case: internal incident and TheHive sync for a batch of alerts, idempotent end to end.
  * - An alert already linked to an incident (a retry) is not linked again.
  * - Correlation: an open incident holding an alert with the same host or a shared IP/hash seen
- *   within the tenant's window takes this alert too, whatever its severity.
- * - Otherwise severity at or above the tenant threshold opens a new incident.
- * Opening an incident runs under advisory locks on the alert's correlation keys (its host, its
- * IPs and hashes, see correlationLocks), so two related alerts processed at once cannot open two
- * incidents, while unrelated ones (a storm's SEV1s on different hosts) do not wait for each other.
+ *   within the tenant's window takes this alert too, whatever its severity. The batch's alerts
+ *   are matched in one query and attached in one audited transaction.
+ * - Otherwise severity at or above the tenant threshold opens a new incident (openIncidents: one
+ *   transaction for the batch, under advisory locks on the alerts' correlation keys: their hosts,
+ *   IPs and hashes), so two related alerts processed at once cannot open two incidents, while
+ *   unrelated batches (a storm's SEV1s on different hosts) do not wait for each other. The
+ *   batch's routine alerts then get one more look, for incidents their neighbours just opened.
  * - TheHive: an alert for SEV2+ with sourceRef = fingerprint (TheHive's own dedupe key; its 400
  *   CreateError on a duplicate means "already there"), promoted to a case for SEV1 or correlated
  *   alerts; the ids are stored on the alert.
  */
-export async function runCaseStage(job: AlertRef, deps: CaseDeps): Promise<CaseOutcome> {
-  const alert = await deps.db.selectFrom('alerts').selectAll().where('id', '=', job.alertId).executeTakeFirst();
-  if (!alert) throw new ReflexError('not_found', `alert ${job.alertId} vanished`, { retryable: false });
-  const config = await deps.tenants.config(job.tenantId);
-  const event = alert.event as SentinelEvent;
+export async function runCaseStage(batch: AlertBatch, deps: CaseDeps): Promise<BatchOutcome<CaseOutcome>> {
+  const { rows, missing } = await loadBatchAlerts(deps.db, batch);
+  const failed = new Map(missing);
+  const config = await deps.tenants.config(batch.tenantId);
+  const window = config.correlation_window_seconds;
+  const outcomes = new Map<string, CaseOutcome>(rows.filter((a) => a.incident_id).map((a) => [a.id, { incidentId: a.incident_id, correlated: false, createdIncident: false }]));
+  const unlinked = rows.filter((a) => !a.incident_id);
+  const attach = async (alerts: AlertRow[]) => {
+    const related = await findCorrelatedIncidents(deps.db, batch.tenantId, alerts, window);
+    const linked = await attachToIncidents(deps.db, batch.tenantId, alerts.filter((a) => related.has(a.id)).map((alert) => ({ alert, incidentId: related.get(alert.id)! })));
+    for (const [id, l] of linked) outcomes.set(id, { incidentId: l.incidentId, correlated: l.correlated, createdIncident: false });
+  };
+  // Attaching to a related incident is safe without a lock (it only fills a null).
+  await attach(unlinked);
+  // Opening one is not: two related alerts at once must not open two, so that path re-checks
+  // under locks on the alerts' correlation keys. Most alerts in a storm are below the threshold
+  // and never take them.
+  const openers = unlinked.filter((a) => !outcomes.has(a.id) && a.severity <= config.incident_threshold);
+  if (openers.length > 0) for (const [id, o] of await openIncidents(deps, batch.tenantId, openers, window)) outcomes.set(id, o);
+  const rest = unlinked.filter((a) => !outcomes.has(a.id) && !failed.has(a.id));
+  if (rest.length > 0 && [...outcomes.values()].some((o) => o.createdIncident)) await attach(rest);
+  for (const a of rest) if (!outcomes.has(a.id)) outcomes.set(a.id, { incidentId: null, correlated: false, createdIncident: false });
 
-  let incidentId = alert.incident_id;
-  let correlated = false;
-  let createdIncident = false;
-  if (!incidentId) {
-    // Attaching to a related incident is safe without a lock (it only fills a null). Opening a new
-    // incident is not: two related alerts at once must not open two, so that path re-checks under
-    // locks on the alert's correlation keys. Most alerts in a storm are below the threshold and
-    // never take them.
-    const related = await findCorrelatedIncident(deps.db, job.tenantId, alert.id, event, config.correlation_window_seconds);
-    if (related) {
-      incidentId = await attachToIncident(deps.db, job.tenantId, alert, related);
-      correlated = incidentId === related;
-    } else if (alert.severity <= config.incident_threshold) {
-      const decided = await deps.db.connection().execute(async (conn) => {
-        const locks = await correlationLocks(conn, job.tenantId, alert.id, event);
-        for (const id of locks) await sql`select pg_advisory_lock(${id}::bigint)`.execute(conn);
+  const hiveBound = rows.filter((a) => a.severity <= 2 && outcomes.has(a.id));
+  if (hiveBound.length > 0) {
+    const caseSystem = await (deps.caseSystemFor ?? defaultCaseSystem(deps.vault))(batch.tenantId, config);
+    if (caseSystem) {
+      await eachLimited(hiveBound, deps.concurrency ?? 4, async (alert) => {
         try {
-          const again = await conn.selectFrom('alerts').select('incident_id').where('id', '=', alert.id).executeTakeFirstOrThrow();
-          if (again.incident_id) return { incidentId: again.incident_id, correlated: false, created: false };
-          const late = await findCorrelatedIncident(conn, job.tenantId, alert.id, event, config.correlation_window_seconds);
-          if (late) return { incidentId: await attachToIncident(conn, job.tenantId, alert, late), correlated: true, created: false };
-          const incident = await createIncident(
-            conn,
-            { tenantId: job.tenantId, title: alert.title.length >= 3 ? alert.title : `${alert.event_type} alert`, severity: alert.severity, createdBy: 'pipeline', alertIds: [alert.id], summary: summaryOf(event) },
-            deps.incidentEvents,
-          );
-          return { incidentId: incident.id, correlated: false, created: true };
-        } finally {
-          for (const id of locks.reverse()) await sql`select pg_advisory_unlock(${id}::bigint)`.execute(conn);
+          await syncCaseSystem(deps.db, caseSystem, batch.tenantId, alert, outcomes.get(alert.id)!);
+        } catch (err) {
+          outcomes.delete(alert.id);
+          failed.set(alert.id, err);
         }
       });
-      incidentId = decided.incidentId;
-      correlated = decided.correlated;
-      createdIncident = decided.created;
     }
   }
-
-  const outcome: CaseOutcome = { incidentId, correlated, createdIncident };
-  const caseSystem = await (deps.caseSystemFor ?? defaultCaseSystem(deps.vault))(job.tenantId, config);
-  if (caseSystem && alert.severity <= 2) {
-    const refs = (alert.case_refs ?? {}) as { thehive?: { alertId: string; caseId?: string } };
-    let hiveAlertId = refs.thehive?.alertId;
-    let created = false;
-    if (!hiveAlertId) {
-      const r = await caseSystem.createAlert({
-        type: event.source.split(':')[0]!.slice(0, 32),
-        source: 'sentinelnet',
-        sourceRef: alert.fingerprint,
-        title: alert.title,
-        description: summaryOf(event),
-        severity: alert.severity as 1 | 2 | 3 | 4,
-        tags: [event.event_type, `tenant:${job.tenantId}`],
-        observables: caseObservables(event),
-      });
-      hiveAlertId = r.id;
-      created = r.created;
-    }
-    let caseId = refs.thehive?.caseId;
-    if (!caseId && (alert.severity === 1 || correlated)) caseId = (await caseSystem.promoteAlertToCase(hiveAlertId)).id;
-    outcome.thehive = { alertId: hiveAlertId, created, ...(caseId ? { caseId } : {}) };
-    await auditedWrite(deps.db, 'pipeline', async (trx, audit) => {
-      await trx
-        .updateTable('alerts')
-        .set({ case_refs: JSON.stringify({ ...refs, thehive: { alertId: hiveAlertId, ...(caseId ? { caseId } : {}) } }) })
-        .where('id', '=', alert.id)
-        .execute();
-      audit({ tenantId: job.tenantId, action: 'alert.case_sync', target: `alert:${alert.id}`, delta: { thehive: outcome.thehive } });
-    });
-  }
-
-  return outcome;
+  for (const id of failed.keys()) outcomes.delete(id);
+  return { results: outcomes, failed };
 }
 
-/** Links the alert to the incident (if it is still unlinked) with a timeline entry; returns its incident. */
-async function attachToIncident(
-  db: Kysely<Database>,
-  tenantId: string,
-  alert: { id: string; title: string; severity: number; fingerprint: string },
-  incidentId: string,
-): Promise<string> {
-  return auditedWrite(db, 'pipeline', async (trx, audit) => {
-    const res = await trx.updateTable('alerts').set({ incident_id: incidentId }).where('id', '=', alert.id).where('incident_id', 'is', null).executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0) {
-      const now = await trx.selectFrom('alerts').select('incident_id').where('id', '=', alert.id).executeTakeFirstOrThrow();
-      audit({ tenantId, action: 'alert.correlate.skipped', target: `alert:${alert.id}`, delta: { incident: now.incident_id } });
-      return now.incident_id!;
+/**
+ * Opens incidents for the batch's unrelated alerts at or above the threshold, in one transaction
+ * under advisory locks on all their correlation keys (correlationLocks). Under the locks it looks
+ * again: an alert linked meanwhile keeps its incident, one whose related incident appeared
+ * meanwhile attaches to it; the rest are grouped by the keys they share in this batch (the same
+ * host, IP or hash), and each group opens one incident, led by its most severe alert, that the
+ * others attach to. Listeners hear of the new incidents after the commit.
+ */
+async function openIncidents(deps: CaseDeps, tenantId: string, openers: AlertRow[], windowSeconds: number): Promise<Map<string, CaseOutcome>> {
+  const opened: Incident[] = [];
+  const out = await auditedWrite(deps.db, 'pipeline', async (trx, audit) => {
+    const result = new Map<string, CaseOutcome>();
+    await sql`select pg_advisory_xact_lock(l.id) from (${correlationLocks(tenantId, openers)}) as l order by l.id`.execute(trx);
+    const now = await trx.selectFrom('alerts').select(['id', 'incident_id']).where('id', 'in', openers.map((a) => a.id)).execute();
+    for (const r of now) if (r.incident_id) result.set(r.id, { incidentId: r.incident_id, correlated: false, createdIncident: false });
+    const pending = openers.filter((a) => !result.has(a.id));
+    const late = await findCorrelatedIncidents(trx, tenantId, pending, windowSeconds);
+    const links: { alert: AlertRow; incidentId: string }[] = [];
+    const groups: { lead: AlertRow; rest: AlertRow[] }[] = [];
+    for (const group of relatedGroups(pending)) {
+      const found = group.map((a) => late.get(a.id)).find(Boolean);
+      if (found) for (const alert of group) links.push({ alert, incidentId: late.get(alert.id) ?? found });
+      else {
+        const lead = group.reduce((a, b) => (b.severity < a.severity ? b : a));
+        groups.push({ lead, rest: group.filter((a) => a !== lead) });
+      }
     }
-    await appendTimeline(trx, {
+    const incidents = await createIncidentsIn(
+      trx,
+      audit,
+      groups.map(({ lead }) => ({
+        tenantId,
+        title: lead.title.length >= 3 ? lead.title : `${lead.event_type} alert`,
+        severity: lead.severity,
+        createdBy: 'pipeline',
+        alertIds: [lead.id],
+        summary: summaryOf(lead.event as SentinelEvent),
+      })),
+    );
+    groups.forEach(({ lead, rest }, i) => {
+      result.set(lead.id, { incidentId: incidents[i]!.id, correlated: false, createdIncident: true });
+      for (const alert of rest) links.push({ alert, incidentId: incidents[i]!.id });
+    });
+    for (const [id, l] of await attachIn(trx, audit, tenantId, links)) result.set(id, { incidentId: l.incidentId, correlated: l.correlated, createdIncident: false });
+    opened.push(...incidents);
+    return result;
+  });
+  for (const incident of opened) await deps.incidentEvents?.emit({ type: 'incident.created', incident });
+  return out;
+}
+
+/** The alerts grouped by the correlation keys they share (host, IPs, hashes), transitively. */
+function relatedGroups(alerts: AlertRow[]): AlertRow[][] {
+  const parent = alerts.map((_, i) => i);
+  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));
+  const owner = new Map<string, number>();
+  alerts.forEach((a, i) => {
+    for (const key of correlationKeys(a.event as SentinelEvent)) {
+      const j = owner.get(key);
+      if (j === undefined) owner.set(key, i);
+      else parent[find(i)] = find(j);
+    }
+  });
+  const groups = new Map<number, AlertRow[]>();
+  alerts.forEach((a, i) => groups.set(find(i), [...(groups.get(find(i)) ?? []), a]));
+  return [...groups.values()];
+}
+
+/** What findCorrelatedIncidents matches alerts on: the host, each IP and each hash. */
+function correlationKeys(e: SentinelEvent): string[] {
+  const host = e.host.name ?? e.host.ip;
+  return [...(host ? [`host:${host}`] : []), ...[...e.observables.ip, ...e.observables.hash].map((k) => `obs:${k}`)];
+}
+
+/** TheHive alert (and case for SEV1 or correlated alerts) for one alert, ids stored back on it. */
+async function syncCaseSystem(db: Kysely<Database>, caseSystem: CaseSystem, tenantId: string, alert: AlertRow, outcome: CaseOutcome): Promise<void> {
+  const event = alert.event as SentinelEvent;
+  const refs = (alert.case_refs ?? {}) as { thehive?: { alertId: string; caseId?: string } };
+  let hiveAlertId = refs.thehive?.alertId;
+  let created = false;
+  if (!hiveAlertId) {
+    const r = await caseSystem.createAlert({
+      type: event.source.split(':')[0]!.slice(0, 32),
+      source: 'sentinelnet',
+      sourceRef: alert.fingerprint,
+      title: alert.title,
+      description: summaryOf(event),
+      severity: alert.severity as 1 | 2 | 3 | 4,
+      tags: [event.event_type, `tenant:${tenantId}`],
+      observables: caseObservables(event),
+    });
+    hiveAlertId = r.id;
+    created = r.created;
+  }
+  let caseId = refs.thehive?.caseId;
+  if (!caseId && (alert.severity === 1 || outcome.correlated)) caseId = (await caseSystem.promoteAlertToCase(hiveAlertId)).id;
+  outcome.thehive = { alertId: hiveAlertId, created, ...(caseId ? { caseId } : {}) };
+  await auditedWrite(db, 'pipeline', async (trx, audit) => {
+    await trx
+      .updateTable('alerts')
+      .set({ case_refs: JSON.stringify({ ...refs, thehive: { alertId: hiveAlertId, ...(caseId ? { caseId } : {}) } }) })
+      .where('id', '=', alert.id)
+      .execute();
+    audit({ tenantId, action: 'alert.case_sync', target: `alert:${alert.id}`, delta: { thehive: outcome.thehive } });
+  });
+}
+
+/**
+ * Links each alert to its incident (if it is still unlinked), with a timeline entry each, in one
+ * audited transaction; returns each alert's incident, and whether it was this link (correlated)
+ * or another that got there first.
+ */
+async function attachToIncidents(db: Kysely<Database>, tenantId: string, links: { alert: AlertRow; incidentId: string }[]): Promise<Map<string, { incidentId: string; correlated: boolean }>> {
+  if (links.length === 0) return new Map();
+  return auditedWrite(db, 'pipeline', (trx, audit) => attachIn(trx, audit, tenantId, links));
+}
+
+/** attachToIncidents inside the caller's audited transaction. */
+async function attachIn(
+  trx: Transaction<Database>,
+  audit: (entry: AuditEntry) => void,
+  tenantId: string,
+  links: { alert: AlertRow; incidentId: string }[],
+): Promise<Map<string, { incidentId: string; correlated: boolean }>> {
+  const out = new Map<string, { incidentId: string; correlated: boolean }>();
+  if (links.length === 0) return out;
+  const values = sql.join(links.map((l) => sql`(${l.alert.id}::uuid, ${l.incidentId}::uuid)`));
+  const { rows: updated } = await sql<{ id: string }>`
+    update alerts set incident_id = v.incident_id from (values ${values}) as v(id, incident_id)
+    where alerts.id = v.id and alerts.tenant_id = ${tenantId} and alerts.incident_id is null returning alerts.id`.execute(trx);
+  const done = new Set(updated.map((r) => r.id));
+  const attached = links.filter((l) => done.has(l.alert.id));
+  const skipped = links.filter((l) => !done.has(l.alert.id));
+  if (skipped.length > 0) {
+    const now = await trx.selectFrom('alerts').select(['id', 'incident_id']).where('id', 'in', skipped.map((l) => l.alert.id)).execute();
+    for (const r of now) {
+      out.set(r.id, { incidentId: r.incident_id!, correlated: false });
+      audit({ tenantId, action: 'alert.correlate.skipped', target: `alert:${r.id}`, delta: { incident: r.incident_id } });
+    }
+  }
+  await appendTimelineEntries(
+    trx,
+    attached.map(({ alert, incidentId }) => ({
       tenantId,
       incidentId,
       kind: 'alert.correlated',
       actor: 'pipeline',
       text: `Related alert attached: ${alert.title} (SEV${alert.severity})`,
       data: { alertId: alert.id, fingerprint: alert.fingerprint },
-    });
+    })),
+  );
+  for (const { alert, incidentId } of attached) {
+    out.set(alert.id, { incidentId, correlated: true });
     audit({ tenantId, action: 'alert.correlate', target: `alert:${alert.id}`, delta: { incident: incidentId } });
-    return incidentId;
-  });
+  }
+  return out;
 }
 
 /**
- * The advisory lock ids to hold while deciding whether an alert opens an incident: one per key
- * findCorrelatedIncident matches on (host; each IP and hash), plus the alert itself (two runs of
- * one alert), per tenant. Related alerts share a key, so they take turns; unrelated ones do not
- * wait. The ids come back sorted and unique, and are taken in that order by every caller, so two
- * callers cannot deadlock (PostgreSQL would detect it and fail one job, which retries).
+ * The advisory lock ids to hold while deciding whether alerts open incidents, as a query of
+ * distinct `id`s: one per key findCorrelatedIncidents matches on (host; each IP and hash), plus
+ * each alert itself (two runs of one alert), per tenant. Related alerts share a key, so they take
+ * turns; unrelated ones do not wait. Every caller takes them in `id` order in one statement, so
+ * two callers cannot deadlock (PostgreSQL would detect it and fail one job, which retries).
  */
-async function correlationLocks(db: Kysely<Database>, tenantId: string, alertId: string, e: SentinelEvent): Promise<string[]> {
-  const host = e.host.name ?? e.host.ip;
-  const keys = [`alert:${alertId}`, ...(host ? [`host:${host}`] : []), ...[...e.observables.ip, ...e.observables.hash].map((k) => `obs:${k}`)].map((k) => `case:${tenantId}:${k}`);
-  // bigint arrives as a string; the order is PostgreSQL's numeric one.
-  const { rows } = await sql<{ id: string }>`select distinct hashtextextended(k, 0) as id from unnest(${keys}::text[]) k order by id`.execute(db);
-  return rows.map((r) => r.id);
+function correlationLocks(tenantId: string, alerts: AlertRow[]) {
+  const keys = [...new Set(alerts.flatMap((a) => [`alert:${a.id}`, ...correlationKeys(a.event as SentinelEvent)]))].map((k) => `case:${tenantId}:${k}`);
+  return sql<{ id: string }>`select distinct hashtextextended(k, 0) as id from unnest(${keys}::text[]) k`;
 }
 
-async function findCorrelatedIncident(db: Kysely<Database>, tenantId: string, selfId: string, e: SentinelEvent, windowSeconds: number): Promise<string | null> {
-  const keys = [...e.observables.ip, ...e.observables.hash];
-  const host = e.host.name ?? e.host.ip;
-  if (!host && keys.length === 0) return null;
-  const row = await sql<{ incident_id: string }>`
-    select a.incident_id from alerts a join incidents i on i.id = a.incident_id
-    where a.tenant_id = ${tenantId} and a.id <> ${selfId} and a.incident_id is not null and i.status <> 'closed'
-      and a.last_received_at >= now() - make_interval(secs => ${windowSeconds})
-      and (
-        ${host ? sql`coalesce(a.event->'host'->>'name', a.event->'host'->>'ip') = ${host}` : sql`false`}
-        or (a.event->'observables'->'ip') ?| ${keys}::text[]
-        or (a.event->'observables'->'hash') ?| ${keys}::text[]
-      )
-    order by a.last_received_at desc limit 1`.execute(db);
-  return row.rows[0]?.incident_id ?? null;
+/**
+ * For each alert, the open incident of the latest other alert within the window that shares its
+ * host or one of its IPs or hashes: one query for the batch. Alerts with neither are not asked.
+ */
+async function findCorrelatedIncidents(db: Kysely<Database>, tenantId: string, alerts: AlertRow[], windowSeconds: number): Promise<Map<string, string>> {
+  const asks = alerts
+    .map((a) => {
+      const e = a.event as SentinelEvent;
+      return { id: a.id, host: e.host.name ?? e.host.ip ?? null, keys: [...e.observables.ip, ...e.observables.hash] };
+    })
+    .filter((q) => q.host || q.keys.length > 0);
+  if (asks.length === 0) return new Map();
+  // One arm per kind of match, each answered by its own index (migration 0007) and cut to its
+  // latest open-incident alert; the latest of the three wins. The IP and hash arms find their
+  // candidates by the GIN index alone (`offset 0` keeps the other conditions out of that scan):
+  // left to itself, the planner ANDs in a tenant/time index whose estimate lags a fast-growing
+  // table, and a storm's lookups went from 0.01 to 4.5 ms each.
+  const open = (candidates: ReturnType<typeof sql>) => sql`(
+    select c.incident_id, c.last_received_at from (${candidates}) c join incidents i on i.id = c.incident_id
+    where c.tenant_id = ${tenantId} and c.id <> q.id and i.status <> 'closed'
+      and c.last_received_at >= now() - make_interval(secs => ${windowSeconds})
+    order by c.last_received_at desc limit 1)`;
+  const linked = sql`select a.id, a.tenant_id, a.incident_id, a.last_received_at from alerts a where a.incident_id is not null`;
+  const { rows } = await sql<{ id: string; incident_id: string | null }>`
+    select q.id, (
+      select m.incident_id from (
+        ${open(sql`${linked} and a.tenant_id = ${tenantId} and coalesce(a.event->'host'->>'name', a.event->'host'->>'ip') = q.host`)}
+        union all ${open(sql`${linked} and (a.event->'observables'->'ip') ?| q.keys offset 0`)}
+        union all ${open(sql`${linked} and (a.event->'observables'->'hash') ?| q.keys offset 0`)}
+      ) m order by m.last_received_at desc limit 1
+    ) as incident_id
+    from jsonb_to_recordset(${JSON.stringify(asks)}::jsonb) as q(id uuid, host text, keys text[])`.execute(db);
+  return new Map(rows.filter((r) => r.incident_id).map((r) => [r.id, r.incident_id!]));
 }
 
 function summaryOf(e: SentinelEvent): string {

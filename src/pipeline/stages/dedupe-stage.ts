@@ -3,17 +3,20 @@ import { sql, type Insertable, type Kysely } from 'kysely';
 import type { QueueSystem } from '../../app/queue.ts';
 import { evaluateCondition } from '../../engine/expressions.ts';
 import { auditedWrite } from '../../store/audit-log.ts';
+import { GroupCommit } from '../../store/group-commit.ts';
 import type { Database, EventsTable } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
 import type { SentinelEvent } from '../event.ts';
 import { fingerprintOf, titleOf } from '../fingerprint.ts';
 import { ALERT_BATCH, alertJobPriority, isUrgent, PIPELINE_QUEUES, type AlertJob, type DedupeJob } from '../jobs.ts';
-import type { TenantDirectory } from '../tenant-directory.ts';
+import type { TenantPipelineConfig } from '../tenant-config.ts';
+import type { ActiveSuppressionRule, TenantDirectory } from '../tenant-directory.ts';
 
 export interface DedupeResult {
   newAlertIds: string[];
   /** The SEV1/SEV2 ones among them (absent in batch markers written before priorities). */
   urgentAlertIds?: string[];
+  /** Existing alerts this batch bumped that are due an "Nth occurrence" update (notified at all). */
   repeatAlertIds: string[];
   suppressed: number;
   deduplicated: number;
@@ -31,22 +34,83 @@ interface OpenAlert {
   title: string;
 }
 
+/** Events per dedupe transaction at most: the events INSERT binds 9 parameters each (PostgreSQL allows 65,535). */
+const MAX_EVENTS_PER_COMMIT = 5000;
+
+export interface DedupeDeps {
+  db: Kysely<Database>;
+  queues: QueueSystem;
+  tenants: TenantDirectory;
+  /** Whether any notifier posts this tenant's alerts; without one, repeats schedule no update. Default: yes. */
+  notifies?: (tenantId: string, config: TenantPipelineConfig) => boolean;
+}
+
 /**
- * dedupe / correlate / suppress, one transaction per batch:
+ * dedupe / correlate / suppress, one transaction per batch of jobs:
  * - suppression rules (JSONata over the event, with owner, reason and expiry) mark matching events
  *   `suppressed`, counted and kept, and bump the rule's hit counter;
  * - the rest are grouped by fingerprint; a fingerprint seen within the tenant's window bumps
  *   `occurrences` and `last_seen` on the existing alert, otherwise a new alert is created;
- * - counters, events, alerts, the audit row and the batch marker commit together, so a retry after
- *   a crash finds the marker and neither counts nor creates anything twice.
- * Per-fingerprint advisory locks (taken in sorted order) serialise concurrent batches that share
- * a fingerprint, so two workers cannot both create "the first" alert.
+ * - counters, events, alerts, the audit rows and the batch markers commit together, so a retry
+ *   after a crash finds its marker and neither counts nor creates anything twice.
+ * Per-fingerprint advisory locks (taken in sorted order) serialise concurrent transactions that
+ * share a fingerprint, so two workers cannot both create "the first" alert.
+ *
+ * `createDedupeStage` merges the jobs that arrive while earlier ones are being written into one transaction per tenant (group commit, store/group-commit.ts):
+ * a storm of small batches costs a few statements per merge instead of a dozen per job. Each job
+ * still gets its own result and marker, hands its own alerts on, and completes only after the
+ * commit; a merge that fails is retried job by job, so one bad job fails alone.
  */
-export async function runDedupeStage(job: DedupeJob, deps: { db: Kysely<Database>; queues: QueueSystem; tenants: TenantDirectory }): Promise<DedupeResult> {
-  const config = await deps.tenants.config(job.tenantId);
-  const rules = await deps.tenants.suppressionRules(job.tenantId);
-  const suppressedBy: (string | null)[] = [];
-  for (const [i, event] of job.events.entries()) {
+export function createDedupeStage(deps: DedupeDeps, opts: { maxJobs?: number; maxConcurrent?: number } = {}): (job: DedupeJob) => Promise<DedupeResult> {
+  const scheduled = new ScheduledRepeats();
+  const lane = () =>
+    new GroupCommit<DedupeJob, DedupeResult>({
+      name: 'pipeline.dedupe',
+      maxBatch: opts.maxJobs ?? 64,
+      maxConcurrent: opts.maxConcurrent ?? 2,
+      flush: async (jobs) => {
+        const done = await commitDedupe(deps, jobs);
+        await handOn(deps, jobs, done, scheduled);
+        return done.map((d) => d.result);
+      },
+    });
+  // Urgent jobs (SEV1/SEV2 payloads) merge only with each other, never behind a routine merge.
+  const routine = lane();
+  const urgent = lane();
+  return (job) => (job.urgent ? urgent : routine).submit(job);
+}
+
+interface Committed {
+  result: DedupeResult;
+  /** The job's marker was there already: a retry, whose alerts were handed on before. */
+  replayed: boolean;
+}
+
+/** Commits the jobs, one transaction per tenant (and per MAX_EVENTS_PER_COMMIT events); results in job order. */
+async function commitDedupe(deps: DedupeDeps, jobs: readonly DedupeJob[]): Promise<Committed[]> {
+  const results: Committed[] = new Array(jobs.length);
+  const byTenant = new Map<string, number[][]>();
+  jobs.forEach((job, i) => {
+    const chunks = byTenant.get(job.tenantId) ?? [[]];
+    let last = chunks[chunks.length - 1]!;
+    const events = last.reduce((n, k) => n + jobs[k]!.events.length, 0);
+    if (last.length > 0 && events + job.events.length > MAX_EVENTS_PER_COMMIT) chunks.push((last = []));
+    last.push(i);
+    byTenant.set(job.tenantId, chunks);
+  });
+  for (const [tenantId, chunks] of byTenant) {
+    for (const chunk of chunks) {
+      const out = await dedupeTenant(deps, tenantId, chunk.map((i) => jobs[i]!));
+      chunk.forEach((i, k) => (results[i] = out[k]!));
+    }
+  }
+  return results;
+}
+
+/** Which suppression rule (if any) takes each event of a job. */
+async function suppressions(rules: ActiveSuppressionRule[], events: readonly SentinelEvent[]): Promise<(string | null)[]> {
+  const out: (string | null)[] = [];
+  for (const event of events) {
     let hit: string | null = null;
     for (const rule of rules) {
       if (rule.expiresAt.getTime() <= Date.now()) continue;
@@ -59,31 +123,43 @@ export async function runDedupeStage(job: DedupeJob, deps: { db: Kysely<Database
         // A broken rule must not drop events: it matches nothing (the rule editor validates).
       }
     }
-    suppressedBy[i] = hit;
+    out.push(hit);
   }
+  return out;
+}
 
-  const result = await auditedWrite(deps.db, 'pipeline', async (trx, audit) => {
-    const done = await trx
+async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[]): Promise<Committed[]> {
+  const config = await deps.tenants.config(tenantId);
+  const rules = await deps.tenants.suppressionRules(tenantId);
+  const suppressedBy = await Promise.all(jobs.map((job) => suppressions(rules, job.events)));
+
+  return auditedWrite(deps.db, 'pipeline', async (trx, audit) => {
+    const markers = await trx
       .selectFrom('pipeline_batches')
-      .select('result')
-      .where('batch_id', '=', job.batchId)
+      .select(['batch_id', 'result'])
+      .where('batch_id', 'in', [...new Set(jobs.map((j) => j.batchId))])
       .where('stage', '=', 'dedupe')
-      .executeTakeFirst();
-    if (done) {
-      audit({ tenantId: job.tenantId, action: 'pipeline.dedupe.replayed', target: `batch:${job.batchId}`, delta: {} });
-      return done.result as DedupeResult;
+      .execute();
+    const done = new Map(markers.map((m) => [m.batch_id, m.result as DedupeResult]));
+    const results: (DedupeResult | undefined)[] = jobs.map((job) => done.get(job.batchId));
+    for (const job of jobs.filter((j) => done.has(j.batchId))) {
+      audit({ tenantId, action: 'pipeline.dedupe.replayed', target: `batch:${job.batchId}`, delta: {} });
     }
-    const fingerprints = job.events.map((e) => fingerprintOf(e));
-    const live = [...new Set(fingerprints.filter((_, i) => !suppressedBy[i]))].sort();
+    // The same batch twice in one merge (a re-queued copy): the first one counts, the other replays it.
+    const todo = jobs.map((job, i) => ({ job, i, suppressed: suppressedBy[i]! })).filter(({ job, i }) => !done.has(job.batchId) && jobs.findIndex((j) => j.batchId === job.batchId) === i);
+    if (todo.length === 0) return results.map((r, i) => ({ result: r ?? done.get(jobs[i]!.batchId)!, replayed: true }));
+
+    const fingerprints = todo.map(({ job }) => job.events.map((e) => fingerprintOf(e)));
+    const live = [...new Set(todo.flatMap(({ suppressed }, t) => fingerprints[t]!.filter((_, i) => !suppressed[i])))].sort();
     if (live.length > 0) {
-      await sql`select pg_advisory_xact_lock(hashtextextended(${job.tenantId} || ':' || fp, 0))
+      await sql`select pg_advisory_xact_lock(hashtextextended(${tenantId} || ':' || fp, 0))
                 from unnest(${live}::text[]) as fp order by fp`.execute(trx);
     }
     const existing = live.length
       ? await trx
           .selectFrom('alerts')
           .select(['id', 'fingerprint', 'occurrences', 'last_seen', 'severity', 'title', 'event'])
-          .where('tenant_id', '=', job.tenantId)
+          .where('tenant_id', '=', tenantId)
           .where('fingerprint', 'in', live)
           .where('status', '!=', 'closed')
           .where('last_received_at', '>=', sql<Date>`now() - make_interval(secs => ${config.dedupe_window_seconds})`)
@@ -96,32 +172,60 @@ export async function runDedupeStage(job: DedupeJob, deps: { db: Kysely<Database
         open.set(a.fingerprint, { id: a.id, fingerprint: a.fingerprint, occurrences: a.occurrences, lastSeen: a.last_seen, added: 0, isNew: false, severity: a.severity, event: a.event as SentinelEvent, title: a.title });
       }
     }
+    const notified = deps.notifies?.(tenantId, config) ?? true;
+    const severityOf = new Map([...open.values()].map((a) => [a.id, a.severity]));
     const eventRows: Insertable<EventsTable>[] = [];
-    let suppressed = 0;
-    let deduplicated = 0;
     const ruleHits = new Map<string, number>();
-    job.events.forEach((event, i) => {
-      const fp = fingerprints[i]!;
-      const at = new Date(event.timestamp);
-      const rule = suppressedBy[i];
-      if (rule) {
-        suppressed += 1;
-        ruleHits.set(rule, (ruleHits.get(rule) ?? 0) + 1);
-        eventRows.push({ tenant_id: job.tenantId, source: event.source, event_type: event.event_type, severity: event.severity, fingerprint: fp, occurred_at: at, alert_id: null, normalized: JSON.stringify(event), outcome: 'suppressed', suppressed_by: rule });
-        return;
-      }
-      let alert = open.get(fp);
-      if (alert) {
-        deduplicated += 1;
-        alert.added += 1;
-        if (at > alert.lastSeen) alert.lastSeen = at;
-      } else {
-        alert = { id: randomUUID(), fingerprint: fp, occurrences: 1, lastSeen: at, added: 0, isNew: true, severity: event.severity, event, title: titleOf(event) };
-        open.set(fp, alert);
-      }
-      eventRows.push({ tenant_id: job.tenantId, source: event.source, event_type: event.event_type, severity: event.severity, fingerprint: fp, occurred_at: at, alert_id: alert.id, normalized: JSON.stringify(event), outcome: alert.isNew && alert.added === 0 && alert.occurrences === 1 ? 'new' : 'deduplicated' });
+    const created: OpenAlert[] = [];
+    let totals = { new: 0, deduplicated: 0, suppressed: 0 };
+    const batchRows: { batch_id: string; stage: string; tenant_id: string; result: string }[] = [];
+    todo.forEach(({ job, i: jobIndex, suppressed: suppressedOf }, t) => {
+      let suppressed = 0;
+      let deduplicated = 0;
+      const mine: OpenAlert[] = [];
+      const bumpedHere = new Map<string, number>();
+      job.events.forEach((event, i) => {
+        const fp = fingerprints[t]![i]!;
+        const at = new Date(event.timestamp);
+        const rule = suppressedOf[i];
+        if (rule) {
+          suppressed += 1;
+          ruleHits.set(rule, (ruleHits.get(rule) ?? 0) + 1);
+          eventRows.push({ tenant_id: tenantId, source: event.source, event_type: event.event_type, severity: event.severity, fingerprint: fp, occurred_at: at, alert_id: null, normalized: JSON.stringify(event), outcome: 'suppressed', suppressed_by: rule });
+          return;
+        }
+        let alert = open.get(fp);
+        if (alert) {
+          deduplicated += 1;
+          alert.added += 1;
+          bumpedHere.set(alert.id, (bumpedHere.get(alert.id) ?? 0) + 1);
+          if (at > alert.lastSeen) alert.lastSeen = at;
+        } else {
+          alert = { id: randomUUID(), fingerprint: fp, occurrences: 1, lastSeen: at, added: 0, isNew: true, severity: event.severity, event, title: titleOf(event) };
+          open.set(fp, alert);
+          severityOf.set(alert.id, alert.severity);
+          mine.push(alert);
+        }
+        eventRows.push({ tenant_id: tenantId, source: event.source, event_type: event.event_type, severity: event.severity, fingerprint: fp, occurred_at: at, alert_id: alert.id, normalized: JSON.stringify(event), outcome: alert.isNew && alert.added === 0 && alert.occurrences === 1 ? 'new' : 'deduplicated' });
+      });
+      created.push(...mine);
+      totals = { new: totals.new + mine.length, deduplicated: totals.deduplicated + deduplicated, suppressed: totals.suppressed + suppressed };
+      const outcome: DedupeResult = {
+        newAlertIds: mine.map((a) => a.id),
+        urgentAlertIds: mine.filter((a) => isUrgent(a.severity)).map((a) => a.id),
+        repeatAlertIds: notified ? [...bumpedHere.keys()].filter((id) => (severityOf.get(id) ?? 4) <= config.notify.min_severity) : [],
+        suppressed,
+        deduplicated,
+      };
+      results[jobIndex] = outcome;
+      batchRows.push({ batch_id: job.batchId, stage: 'dedupe', tenant_id: tenantId, result: JSON.stringify(outcome) });
+      audit({
+        tenantId,
+        action: 'pipeline.alerts',
+        target: `batch:${job.batchId}`,
+        delta: { created: outcome.newAlertIds, bumped: [...bumpedHere].map(([id, by]) => ({ id, by })), suppressed, deduplicated },
+      });
     });
-    const created = [...open.values()].filter((a) => a.isNew);
     const bumped = [...open.values()].filter((a) => !a.isNew && a.added > 0);
     if (created.length) {
       await trx
@@ -129,7 +233,7 @@ export async function runDedupeStage(job: DedupeJob, deps: { db: Kysely<Database
         .values(
           created.map((a) => ({
             id: a.id,
-            tenant_id: job.tenantId,
+            tenant_id: tenantId,
             fingerprint: a.fingerprint,
             source: a.event.source,
             event_type: a.event.event_type,
@@ -156,52 +260,82 @@ export async function runDedupeStage(job: DedupeJob, deps: { db: Kysely<Database
         .where('id', '=', ruleId)
         .execute();
     }
-    await incrementCounters(trx, [{ tenantId: job.tenantId, delta: { new: created.length, deduplicated, suppressed } }]);
-    const outcome: DedupeResult = {
-      newAlertIds: created.map((a) => a.id),
-      urgentAlertIds: created.filter((a) => isUrgent(a.severity)).map((a) => a.id),
-      repeatAlertIds: [...open.values()].filter((a) => a.added > 0).map((a) => a.id),
-      suppressed,
-      deduplicated,
-    };
-    await trx.insertInto('pipeline_batches').values({ batch_id: job.batchId, stage: 'dedupe', tenant_id: job.tenantId, result: JSON.stringify(outcome) }).execute();
-    audit({
-      tenantId: job.tenantId,
-      action: 'pipeline.alerts',
-      target: `batch:${job.batchId}`,
-      delta: { created: outcome.newAlertIds, bumped: bumped.map((a) => ({ id: a.id, by: a.added })), suppressed, deduplicated },
-    });
-    return outcome;
+    await incrementCounters(trx, [{ tenantId, delta: totals }]);
+    await trx.insertInto('pipeline_batches').values(batchRows).execute();
+    return results.map((r, i) => ({ result: r ?? results[jobs.findIndex((j) => j.batchId === jobs[i]!.batchId)]!, replayed: done.has(jobs[i]!.batchId) || r === undefined }));
   });
+}
 
-  // After commit: hand new alerts on, and schedule at most one "Nth occurrence" update per alert
-  // per repeat interval (the job id carries the interval's bucket).
-  const bucket = Math.floor(Date.now() / 1000 / config.notify.repeat_interval_seconds);
-  // Urgent (SEV1/SEV2) alerts travel in chunks of their own that overtake the routine backlog.
-  const urgentIds = new Set(result.urgentAlertIds ?? []);
-  const jobs: { name: string; data: AlertJob; opts: { jobId: string; priority?: number } }[] = [];
-  for (const urgent of [true, false]) {
-    const ids = result.newAlertIds.filter((id) => urgentIds.has(id) === urgent);
-    for (let i = 0; i < ids.length; i += ALERT_BATCH) {
-      const batchKey = `${job.batchId}-${urgent ? 'u' : 'r'}${i / ALERT_BATCH}`;
-      jobs.push({
-        name: 'alert',
-        data: { tenantId: job.tenantId, alertIds: ids.slice(i, i + ALERT_BATCH), batchKey, ...(urgent ? { urgent: true } : {}) },
-        opts: { jobId: `enrich-${batchKey}`, ...alertJobPriority(urgent) },
-      });
+/**
+ * Repeat-update job ids this process has queued (they carry their interval's bucket): a storm
+ * bumps the same alerts in every batch, and asking the queue again (it would answer "exists") is
+ * a round trip per alert per batch. Bounded: forgotten all at once past 100,000 ids.
+ */
+class ScheduledRepeats {
+  private readonly ids = new Set<string>();
+
+  fresh(jobIds: string[]): string[] {
+    if (this.ids.size > 100_000) this.ids.clear();
+    return jobIds.filter((id) => !this.ids.has(id));
+  }
+
+  remember(jobIds: string[]): void {
+    for (const id of jobIds) this.ids.add(id);
+  }
+}
+
+/**
+ * After commit: hand the new alerts on, and schedule at most one "Nth occurrence" update per
+ * alert per repeat interval (the job id carries the interval's bucket).
+ *
+ * The new alerts of all the merge's jobs of a tenant travel together (chunks of ALERT_BATCH,
+ * urgent ones apart, ahead of the routine backlog), under job ids derived from the first job's
+ * batch id. A replayed job (its marker was there) hands its own alerts on under its own batch id,
+ * as the first run did, so a retry queues nothing twice. Should the queue fail here, every job of
+ * the merge fails and is retried alone, replaying; its alerts may then pass the next stages a
+ * second time, which changes nothing there (every stage is idempotent per alert).
+ */
+async function handOn(deps: DedupeDeps, jobs: readonly DedupeJob[], done: readonly Committed[], scheduled: ScheduledRepeats): Promise<void> {
+  const enrich: { name: string; data: AlertJob; opts: { jobId: string; priority?: number } }[] = [];
+  const groups = new Map<string, { key: string; tenantId: string; ids: string[]; urgent: Set<string> }>();
+  jobs.forEach((job, i) => {
+    const { result, replayed } = done[i]!;
+    const k = replayed ? `replay\u0000${job.batchId}` : job.tenantId;
+    const g = groups.get(k) ?? { key: job.batchId, tenantId: job.tenantId, ids: [], urgent: new Set<string>() };
+    g.ids.push(...result.newAlertIds);
+    for (const id of result.urgentAlertIds ?? []) g.urgent.add(id);
+    groups.set(k, g);
+  });
+  for (const g of groups.values()) {
+    for (const urgent of [true, false]) {
+      const ids = g.ids.filter((id) => g.urgent.has(id) === urgent);
+      for (let i = 0; i < ids.length; i += ALERT_BATCH) {
+        const batchKey = `${g.key}-${urgent ? 'u' : 'r'}${i / ALERT_BATCH}`;
+        enrich.push({
+          name: 'alert',
+          data: { tenantId: g.tenantId, alertIds: ids.slice(i, i + ALERT_BATCH), batchKey, ...(urgent ? { urgent: true } : {}) },
+          opts: { jobId: `enrich-${batchKey}`, ...alertJobPriority(urgent) },
+        });
+      }
     }
   }
-  if (jobs.length) await deps.queues.addBulk(PIPELINE_QUEUES.enrich, jobs);
-  const repeats = result.repeatAlertIds.filter((id) => !result.newAlertIds.includes(id));
-  if (repeats.length) {
-    await deps.queues.addBulk(
-      PIPELINE_QUEUES.notify,
-      repeats.map((alertId) => ({
-        name: 'repeat',
-        data: { tenantId: job.tenantId, alertIds: [alertId], kind: 'repeat' as const },
-        opts: { jobId: `notify-${alertId}-repeat-${bucket}`, delay: config.notify.repeat_interval_seconds * 1000 },
-      })),
-    );
+  if (enrich.length) await deps.queues.addBulk(PIPELINE_QUEUES.enrich, enrich);
+
+  const repeats: { name: string; data: AlertJob; opts: { jobId: string; delay: number } }[] = [];
+  for (const [i, job] of jobs.entries()) {
+    const { result } = done[i]!;
+    const config = await deps.tenants.config(job.tenantId);
+    const bucket = Math.floor(Date.now() / 1000 / config.notify.repeat_interval_seconds);
+    const due = result.repeatAlertIds.filter((id) => !result.newAlertIds.includes(id));
+    const fresh = new Set(scheduled.fresh(due.map((alertId) => `notify-${alertId}-repeat-${bucket}`)));
+    for (const alertId of due) {
+      const jobId = `notify-${alertId}-repeat-${bucket}`;
+      if (!fresh.delete(jobId)) continue;
+      repeats.push({ name: 'repeat', data: { tenantId: job.tenantId, alertIds: [alertId], kind: 'repeat' as const }, opts: { jobId, delay: config.notify.repeat_interval_seconds * 1000 } });
+    }
   }
-  return result;
+  if (repeats.length) {
+    await deps.queues.addBulk(PIPELINE_QUEUES.notify, repeats);
+    scheduled.remember(repeats.map((r) => r.opts.jobId));
+  }
 }

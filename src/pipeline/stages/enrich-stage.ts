@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { IntelLookup, IntelOutcome } from '../../commands/ports.ts';
 import { toReflexError } from '../../errors.ts';
 import { CortexClient } from '../../integrations/cortex/cortex-client.ts';
@@ -7,7 +7,9 @@ import { auditedWrite } from '../../store/audit-log.ts';
 import type { Database } from '../../store/schema.ts';
 import { GLOBAL_TENANT, type SecretsVault } from '../../store/secrets-vault.ts';
 import type { SentinelEvent } from '../event.ts';
-import type { AlertRef } from '../jobs.ts';
+import type { AlertBatch } from '../jobs.ts';
+import type { TenantPipelineConfig } from '../tenant-config.ts';
+import { eachLimited, loadBatchAlerts, type AlertRow, type BatchOutcome } from './alert-batch.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
 
 /** Observables looked up per alert, at most: a storm of IPs in one alert must not burn vendor quota. */
@@ -28,6 +30,8 @@ export interface EnrichDeps {
   vault: Pick<SecretsVault, 'get'>;
   /** Fast lookups (VirusTotal, AbuseIPDB): the same function the `enrich` chat command uses. */
   lookupIntel: IntelLookup;
+  /** Vendor lookups (distinct observables of a batch) in flight at once; default 8. */
+  concurrency?: number;
 }
 
 function observablesOf(e: SentinelEvent): IntelObservable[] {
@@ -38,87 +42,145 @@ function observablesOf(e: SentinelEvent): IntelObservable[] {
   return out.slice(0, MAX_OBSERVABLES);
 }
 
-/**
- * enrich: observables through the IntelProvider port. Fast providers first, answers cached per
- * observable for the tenant's TTL; Cortex analyzers only for severity at or above the tenant's
- * deep threshold, or when the alert already belongs to an incident. A provider that is down or
- * rate-limiting leaves a gap on the record ("not enriched" / "partial"), never a stuck alert.
- */
-export async function runEnrichStage(job: AlertRef, deps: EnrichDeps): Promise<EnrichmentRecord> {
-  const alert = await deps.db.selectFrom('alerts').select(['id', 'tenant_id', 'severity', 'event', 'incident_id', 'enrichment']).where('id', '=', job.alertId).executeTakeFirst();
-  if (!alert) throw toReflexError(new Error(`alert ${job.alertId} vanished`));
-  const config = await deps.tenants.config(job.tenantId);
-  const event = alert.event as SentinelEvent;
-  const observables = observablesOf(event);
-  const deep = alert.severity <= config.deep_enrichment_threshold || alert.incident_id !== null;
-  const verdicts: IntelVerdict[] = [];
-  const gaps: EnrichmentRecord['gaps'] = [];
+/** Observable key within a batch: the same IP in twenty alerts is looked up once. */
+const keyOf = (o: IntelObservable) => `${o.kind}\u0000${o.value}`;
 
-  for (const observable of observables) {
-    const cached = await readCache(deps.db, observable);
-    const fresh = cached.length > 0 ? cached : await lookupAndCache(deps, job.tenantId, observable, config.intel_cache_ttl_seconds, gaps);
-    verdicts.push(...fresh);
+/** What the fast providers said about one observable: from the cache, or fresh with the gaps. */
+interface ObservableIntel {
+  verdicts: IntelVerdict[];
+  gaps: EnrichmentRecord['gaps'];
+}
+
+/**
+ * enrich: observables through the IntelProvider port, for a batch of alerts at once. Fast
+ * providers first, each distinct observable of the batch once: answers cached per observable for
+ * the tenant's TTL (one read and one write for the batch); Cortex analyzers only for alerts at or
+ * above the tenant's deep threshold, or already in an incident. A provider that is down or
+ * rate-limiting leaves a gap on the record ("not enriched" / "partial"), never a stuck alert.
+ * The records are written in one audited statement, an audit entry per alert.
+ */
+export async function runEnrichStage(batch: AlertBatch, deps: EnrichDeps): Promise<BatchOutcome<EnrichmentRecord>> {
+  const { rows, missing } = await loadBatchAlerts(deps.db, batch);
+  const config = await deps.tenants.config(batch.tenantId);
+  const wanted = rows.map((alert) => ({ alert, observables: observablesOf(alert.event as SentinelEvent), deep: alert.severity <= config.deep_enrichment_threshold || alert.incident_id !== null }));
+
+  const distinct = new Map<string, IntelObservable>();
+  for (const w of wanted) for (const o of w.observables) distinct.set(keyOf(o), o);
+  const intel = await readCache(deps.db, [...distinct.values()]);
+  const misses = [...distinct].filter(([k]) => !intel.has(k));
+  const fresh: { observable: IntelObservable; verdicts: IntelVerdict[] }[] = [];
+  await eachLimited(misses, deps.concurrency ?? 8, async ([k, o]) => {
+    const got = await lookup(deps, batch.tenantId, o);
+    intel.set(k, got);
+    if (got.verdicts.length) fresh.push({ observable: o, verdicts: got.verdicts });
+  });
+  await writeCache(deps.db, fresh, config.intel_cache_ttl_seconds);
+
+  const cortex = await deepLookup(deps, batch.tenantId, config, wanted.filter((w) => w.deep));
+  const records = new Map<string, EnrichmentRecord>();
+  const at = new Date().toISOString();
+  for (const { alert, observables, deep } of wanted) {
+    const verdicts: IntelVerdict[] = [];
+    const gaps: EnrichmentRecord['gaps'] = [];
+    for (const o of observables) {
+      const got = intel.get(keyOf(o))!;
+      verdicts.push(...got.verdicts);
+      gaps.push(...got.gaps);
+    }
+    const deeper = cortex.get(alert.id);
+    if (deeper) {
+      verdicts.push(...deeper.verdicts);
+      gaps.push(...deeper.gaps);
+    }
+    const status: EnrichmentRecord['status'] =
+      observables.length === 0 ? 'nothing_to_enrich' : verdicts.length === 0 ? 'not_enriched' : gaps.some((g) => g.status !== 'not_configured' && g.status !== 'unsupported') ? 'partial' : 'enriched';
+    records.set(alert.id, { status, deep, verdicts, gaps, at });
   }
-  if (deep && config.cortex && config.cortex.analyzers.length > 0) {
-    const apiKey = (await deps.vault.get(job.tenantId, 'cortex.api_key')) ?? (await deps.vault.get(GLOBAL_TENANT, 'cortex.api_key'));
-    if (!apiKey) gaps.push({ provider: 'cortex', observable: '*', status: 'not_configured' });
-    else {
-      const cortex = new CortexClient({ baseUrl: config.cortex.url, apiKey, analyzers: config.cortex.analyzers, waitMs: 30_000 });
-      for (const observable of observables.filter((o) => cortex.supports(o.kind))) {
-        try {
-          verdicts.push(await cortex.lookup(observable));
-        } catch (err) {
-          gaps.push({ provider: 'cortex', observable: observable.value, status: 'unavailable', reason: toReflexError(err).safeMessage });
-        }
+  if (records.size > 0) {
+    await auditedWrite(deps.db, 'pipeline', async (trx, audit) => {
+      const values = sql.join([...records].map(([id, r]) => sql`(${id}::uuid, ${JSON.stringify(r)}::jsonb)`));
+      await sql`update alerts set enrichment = v.record from (values ${values}) as v(id, record) where alerts.id = v.id`.execute(trx);
+      for (const [id, r] of records) {
+        audit({
+          tenantId: batch.tenantId,
+          action: 'alert.enrich',
+          target: `alert:${id}`,
+          delta: { status: r.status, deep: r.deep, verdicts: r.verdicts.map((v) => `${v.provider}:${v.observable.value}:${v.verdict}`), gaps: r.gaps.length },
+        });
+      }
+    });
+  }
+  return { results: records, failed: missing };
+}
+
+/** Cortex analyzers for the deep alerts, per alert (a job run each); failures become gaps. */
+async function deepLookup(deps: EnrichDeps, tenantId: string, config: TenantPipelineConfig, deep: { alert: AlertRow; observables: IntelObservable[] }[]): Promise<Map<string, ObservableIntel>> {
+  const out = new Map<string, ObservableIntel>();
+  if (deep.length === 0 || !config.cortex || config.cortex.analyzers.length === 0) return out;
+  const apiKey = (await deps.vault.get(tenantId, 'cortex.api_key')) ?? (await deps.vault.get(GLOBAL_TENANT, 'cortex.api_key'));
+  if (!apiKey) {
+    for (const { alert } of deep) out.set(alert.id, { verdicts: [], gaps: [{ provider: 'cortex', observable: '*', status: 'not_configured' }] });
+    return out;
+  }
+  const cortex = new CortexClient({ baseUrl: config.cortex.url, apiKey, analyzers: config.cortex.analyzers, waitMs: 30_000 });
+  await eachLimited(deep, deps.concurrency ?? 8, async ({ alert, observables }) => {
+    const got: ObservableIntel = { verdicts: [], gaps: [] };
+    for (const observable of observables.filter((o) => cortex.supports(o.kind))) {
+      try {
+        got.verdicts.push(await cortex.lookup(observable));
+      } catch (err) {
+        got.gaps.push({ provider: 'cortex', observable: observable.value, status: 'unavailable', reason: toReflexError(err).safeMessage });
       }
     }
-  }
-  const status: EnrichmentRecord['status'] =
-    observables.length === 0 ? 'nothing_to_enrich' : verdicts.length === 0 ? 'not_enriched' : gaps.some((g) => g.status !== 'not_configured' && g.status !== 'unsupported') ? 'partial' : 'enriched';
-  const record: EnrichmentRecord = { status, deep, verdicts, gaps, at: new Date().toISOString() };
-  await auditedWrite(deps.db, 'pipeline', async (trx, audit) => {
-    await trx.updateTable('alerts').set({ enrichment: JSON.stringify(record) }).where('id', '=', alert.id).execute();
-    audit({
-      tenantId: job.tenantId,
-      action: 'alert.enrich',
-      target: `alert:${alert.id}`,
-      delta: { status, deep, verdicts: verdicts.map((v) => `${v.provider}:${v.observable.value}:${v.verdict}`), gaps: gaps.length },
-    });
+    out.set(alert.id, got);
   });
-  return record;
+  return out;
 }
 
-async function readCache(db: Kysely<Database>, o: IntelObservable): Promise<IntelVerdict[]> {
-  const rows = await db
-    .selectFrom('intel_cache')
-    .select('verdict')
-    .where('kind', '=', o.kind)
-    .where('value', '=', o.value)
-    .where('expires_at', '>', new Date())
-    .execute();
-  return rows.map((r) => r.verdict as IntelVerdict);
+/** Unexpired cached verdicts of these observables, in one query; observables without any are absent. */
+async function readCache(db: Kysely<Database>, observables: IntelObservable[]): Promise<Map<string, ObservableIntel>> {
+  const out = new Map<string, ObservableIntel>();
+  if (observables.length === 0) return out;
+  const { rows } = await sql<{ kind: IntelObservable['kind']; value: string; verdict: IntelVerdict }>`
+    select c.kind, c.value, c.verdict from intel_cache c
+    join unnest(${observables.map((o) => o.kind)}::text[], ${observables.map((o) => o.value)}::text[]) as w(kind, value) on c.kind = w.kind and c.value = w.value
+    where c.expires_at > now()`.execute(db);
+  for (const r of rows) {
+    const k = keyOf({ kind: r.kind, value: r.value });
+    const hit = out.get(k) ?? { verdicts: [], gaps: [] };
+    hit.verdicts.push(r.verdict);
+    out.set(k, hit);
+  }
+  return out;
 }
 
-async function lookupAndCache(deps: EnrichDeps, tenantId: string, o: IntelObservable, ttlSeconds: number, gaps: EnrichmentRecord['gaps']): Promise<IntelVerdict[]> {
+async function lookup(deps: EnrichDeps, tenantId: string, o: IntelObservable): Promise<ObservableIntel> {
   let outcomes: IntelOutcome[];
   try {
     outcomes = await deps.lookupIntel(tenantId, o);
   } catch (err) {
-    gaps.push({ provider: '*', observable: o.value, status: 'unavailable', reason: toReflexError(err).safeMessage });
-    return [];
+    return { verdicts: [], gaps: [{ provider: '*', observable: o.value, status: 'unavailable', reason: toReflexError(err).safeMessage }] };
   }
-  const verdicts: IntelVerdict[] = [];
+  const got: ObservableIntel = { verdicts: [], gaps: [] };
   for (const out of outcomes) {
-    if (out.status === 'ok' && out.verdict) verdicts.push(out.verdict);
-    else gaps.push({ provider: out.provider, observable: o.value, status: out.status, ...('reason' in out && out.reason ? { reason: out.reason } : {}) });
+    if (out.status === 'ok' && out.verdict) got.verdicts.push(out.verdict);
+    else got.gaps.push({ provider: out.provider, observable: o.value, status: out.status, ...('reason' in out && out.reason ? { reason: out.reason } : {}) });
   }
-  if (verdicts.length && ttlSeconds > 0) {
-    const expires = new Date(Date.now() + ttlSeconds * 1000);
-    await deps.db
-      .insertInto('intel_cache')
-      .values(verdicts.map((v) => ({ kind: o.kind, value: o.value, provider: v.provider, verdict: JSON.stringify(v), fetched_at: new Date(), expires_at: expires })))
-      .onConflict((oc) => oc.columns(['kind', 'value', 'provider']).doUpdateSet((eb) => ({ verdict: eb.ref('excluded.verdict'), fetched_at: eb.ref('excluded.fetched_at'), expires_at: eb.ref('excluded.expires_at') })))
-      .execute();
+  return got;
+}
+
+/** Fresh verdicts into the cache, one statement (each observable appears once, so no row is hit twice). */
+async function writeCache(db: Kysely<Database>, fresh: { observable: IntelObservable; verdicts: IntelVerdict[] }[], ttlSeconds: number): Promise<void> {
+  if (fresh.length === 0 || ttlSeconds <= 0) return;
+  const now = new Date();
+  const expires = new Date(now.getTime() + ttlSeconds * 1000);
+  const rows = new Map<string, { kind: IntelObservable['kind']; value: string; provider: string; verdict: string; fetched_at: Date; expires_at: Date }>();
+  for (const { observable: o, verdicts } of fresh) {
+    for (const v of verdicts) rows.set(`${keyOf(o)}\u0000${v.provider}`, { kind: o.kind, value: o.value, provider: v.provider, verdict: JSON.stringify(v), fetched_at: now, expires_at: expires });
   }
-  return verdicts;
+  await db
+    .insertInto('intel_cache')
+    .values([...rows.values()])
+    .onConflict((oc) => oc.columns(['kind', 'value', 'provider']).doUpdateSet((eb) => ({ verdict: eb.ref('excluded.verdict'), fetched_at: eb.ref('excluded.fetched_at'), expires_at: eb.ref('excluded.expires_at') })))
+    .execute();
 }

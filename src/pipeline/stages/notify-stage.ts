@@ -1,11 +1,12 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import type { ChatMessage } from '../../bot/chat-types.ts';
-import { ReflexError } from '../../errors.ts';
 import { auditedWrite } from '../../store/audit-log.ts';
-import type { Database } from '../../store/schema.ts';
+import type { Database, NotificationThrottleTable } from '../../store/schema.ts';
 import type { EnrichmentRecord } from './enrich-stage.ts';
 import type { SentinelEvent } from '../event.ts';
-import type { AlertRef } from '../jobs.ts';
+import type { AlertBatch } from '../jobs.ts';
+import type { TenantPipelineConfig } from '../tenant-config.ts';
+import { eachLimited, loadBatchAlerts, type AlertRow, type BatchOutcome } from './alert-batch.ts';
 import type { Notifier } from '../notifiers.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
 
@@ -36,39 +37,69 @@ export function alertMessage(alert: { id: string; title: string; severity: numbe
  * notify: the first message per alert and channel, then at most one "Nth occurrence" update per
  * repeat interval into that message's thread (the dedupe stage schedules those with a delayed,
  * bucketed job id). The throttle row per (tenant, fingerprint, channel) records the first
- * message's reference, so a retried job never posts the first message twice.
+ * message's reference, so a retried job never posts the first message twice. A batch's alerts
+ * and throttle rows are read in one query each; the sends go out side by side.
  */
-export async function runNotifyStage(job: AlertRef, deps: { db: Kysely<Database>; tenants: TenantDirectory; notifiers: readonly Notifier[] }): Promise<{ sent: string[]; skipped: string[] }> {
-  const alert = await deps.db.selectFrom('alerts').selectAll().where('id', '=', job.alertId).executeTakeFirst();
-  if (!alert) throw new ReflexError('not_found', `alert ${job.alertId} vanished`, { retryable: false });
-  const config = await deps.tenants.config(job.tenantId);
+export async function runNotifyStage(
+  batch: AlertBatch,
+  deps: { db: Kysely<Database>; tenants: TenantDirectory; notifiers: readonly Notifier[]; concurrency?: number },
+): Promise<BatchOutcome<{ sent: string[]; skipped: string[] }>> {
+  const { rows, missing } = await loadBatchAlerts(deps.db, batch);
+  const out: BatchOutcome<{ sent: string[]; skipped: string[] }> = { results: new Map(), failed: missing };
+  const config = await deps.tenants.config(batch.tenantId);
+  const notifiers = deps.notifiers.filter((n) => n.enabledFor(batch.tenantId, config));
+  const due: AlertRow[] = [];
+  for (const alert of rows) {
+    if (alert.severity > config.notify.min_severity || alert.status === 'suppressed') {
+      out.results.set(alert.id, { sent: [], skipped: deps.notifiers.map((n) => `${n.name}:below-threshold`) });
+    } else if (notifiers.length === 0) out.results.set(alert.id, { sent: [], skipped: [] });
+    else due.push(alert);
+  }
+  if (due.length === 0) return out;
+  // The throttle rows of the whole batch in one read.
+  const throttles = await deps.db
+    .selectFrom('notification_throttle')
+    .selectAll()
+    .where('tenant_id', '=', batch.tenantId)
+    .where('fingerprint', 'in', [...new Set(due.map((a) => a.fingerprint))])
+    .where('channel', 'in', notifiers.map((n) => n.name))
+    .execute();
+  const throttleOf = new Map(throttles.map((t) => [`${t.fingerprint}\u0000${t.channel}`, t]));
+  await eachLimited(due, deps.concurrency ?? 8, async (alert) => {
+    try {
+      out.results.set(alert.id, await notifyAlert(deps.db, batch, config, notifiers, alert, (channel) => throttleOf.get(`${alert.fingerprint}\u0000${channel}`)));
+    } catch (err) {
+      out.failed.set(alert.id, err);
+    }
+  });
+  return out;
+}
+
+async function notifyAlert(
+  db: Kysely<Database>,
+  batch: AlertBatch,
+  config: TenantPipelineConfig,
+  notifiers: readonly Notifier[],
+  alert: AlertRow,
+  throttleOf: (channel: string) => Selectable<NotificationThrottleTable> | undefined,
+): Promise<{ sent: string[]; skipped: string[] }> {
   const sent: string[] = [];
   const skipped: string[] = [];
-  if (alert.severity > config.notify.min_severity || alert.status === 'suppressed') {
-    return { sent, skipped: deps.notifiers.map((n) => `${n.name}:below-threshold`) };
-  }
   const event = alert.event as SentinelEvent;
-  for (const notifier of deps.notifiers) {
-    if (!notifier.enabledFor(job.tenantId, config)) continue;
-    const throttle = await deps.db
-      .selectFrom('notification_throttle')
-      .selectAll()
-      .where('tenant_id', '=', job.tenantId)
-      .where('fingerprint', '=', alert.fingerprint)
-      .where('channel', '=', notifier.name)
-      .executeTakeFirst();
-    if (job.kind !== 'repeat') {
+  for (const notifier of notifiers) {
+    const throttle = throttleOf(notifier.name);
+    if (batch.kind !== 'repeat') {
       if (throttle?.thread_ref && throttle.window_start >= alert.first_seen) {
         skipped.push(`${notifier.name}:already-sent`);
         continue;
       }
       const { ref } = await notifier.send({
-        tenantId: job.tenantId,
+        tenantId: batch.tenantId,
         config,
         message: alertMessage(alert, event, alert.enrichment as EnrichmentRecord | null),
         idempotencyKey: `alert-${alert.id}-first`,
       });
-      await recordSend(deps.db, job.tenantId, alert, notifier.name, ref, 'first');
+      await recordSend(db, batch.tenantId, alert, notifier.name, ref, 'first');
       sent.push(notifier.name);
     } else {
       if (!throttle?.thread_ref) {
@@ -76,7 +107,7 @@ export async function runNotifyStage(job: AlertRef, deps: { db: Kysely<Database>
         continue;
       }
       const { ref } = await notifier.send({
-        tenantId: job.tenantId,
+        tenantId: batch.tenantId,
         config,
         message: {
           text: `${ordinal(alert.occurrences)} occurrence of ${alert.title} (last seen ${alert.last_seen.toISOString()})`,
@@ -85,7 +116,7 @@ export async function runNotifyStage(job: AlertRef, deps: { db: Kysely<Database>
         thread: throttle.thread_ref,
         idempotencyKey: `alert-${alert.id}-repeat-${alert.occurrences}`,
       });
-      await recordSend(deps.db, job.tenantId, alert, notifier.name, throttle.thread_ref ?? ref, 'repeat');
+      await recordSend(db, batch.tenantId, alert, notifier.name, throttle.thread_ref ?? ref, 'repeat');
       sent.push(notifier.name);
     }
   }

@@ -2,13 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QueueSystem, type QueueBackendConfig } from '../../../src/app/queue.ts';
 import { ReflexError } from '../../../src/errors.ts';
-import { PIPELINE_QUEUES, alertJob, type AlertJob } from '../../../src/pipeline/jobs.ts';
+import { PIPELINE_QUEUES, alertJob, type AlertBatch, type AlertJob } from '../../../src/pipeline/jobs.ts';
 import { runAlertBatch } from '../../../src/pipeline/stages/alert-batch.ts';
 import { QUEUE_BACKENDS } from '../../helpers/queue-backends.ts';
 
 const redis = QUEUE_BACKENDS.find((b) => b.name === 'redis')!;
 
-describe('per-alert stages over batch jobs', () => {
+/** A batch handler that handles every alert with this result. */
+const all =
+  <R>(r: R) =>
+  async (batch: AlertBatch) => ({ results: new Map(batch.alertIds.map((id) => [id, r])), failed: new Map<string, unknown>() });
+
+describe('alert stages over batch jobs', () => {
   let config: QueueBackendConfig | undefined;
   let qs: QueueSystem | undefined;
   afterEach(async () => {
@@ -32,11 +37,14 @@ describe('per-alert stages over batch jobs', () => {
     const out = await runAlertBatch(job, {
       stage: 'enrich',
       queues: qs,
-      concurrency: 2,
-      perAlert: async (ref) => {
-        seen.push(ref.alertId);
-        if (ref.alertId === bad) throw new ReflexError('upstream.unavailable', 'vendor down');
-        return ref.alertId.length;
+      perBatch: async (batch) => {
+        const r = { results: new Map<string, number>(), failed: new Map<string, unknown>() };
+        for (const id of batch.alertIds) {
+          seen.push(id);
+          if (id === bad) r.failed.set(id, new ReflexError('upstream.unavailable', 'vendor down'));
+          else r.results.set(id, id.length);
+        }
+        return r;
       },
       next: [{ stage: 'case' }],
     });
@@ -51,14 +59,49 @@ describe('per-alert stages over batch jobs', () => {
     expect(retried[0]!.data.alertIds).toEqual([bad]);
 
     // The same batch run again (a worker died after queueing) adds nothing new.
-    await runAlertBatch(job, { stage: 'enrich', queues: qs, concurrency: 2, perAlert: async () => 1, next: [{ stage: 'case' }] });
+    await runAlertBatch(job, { stage: 'enrich', queues: qs, perBatch: all(1), next: [{ stage: 'case' }] });
     expect(await waiting(PIPELINE_QUEUES.case)).toHaveLength(1);
+  });
+
+  it('re-queues every alert alone when the batch itself fails (its shared read or write), and hands nothing on', async () => {
+    config = redis.fresh();
+    qs = new QueueSystem(config);
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    const failedAlone: string[] = [];
+    const out = await runAlertBatch(
+      { tenantId: 'acme', alertIds: ids, batchKey: 'b3-0' },
+      {
+        stage: 'case',
+        queues: qs,
+        perBatch: async () => {
+          throw new ReflexError('internal', 'deadlock detected');
+        },
+        next: [{ stage: 'notify', kind: 'first' }],
+        onAlertFailed: (id) => failedAlone.push(id),
+      },
+    );
+    expect(out.split.sort()).toEqual([...ids].sort());
+    expect(failedAlone.sort()).toEqual([...ids].sort());
+    expect((await waiting(PIPELINE_QUEUES.case)).map((j) => j.id).sort()).toEqual(ids.map((id) => `case-${id}`).sort());
+    expect(await waiting(PIPELINE_QUEUES.notify)).toEqual([]);
+  });
+
+  it('re-queues an alert the handler neither handled nor reported, instead of dropping it', async () => {
+    config = redis.fresh();
+    qs = new QueueSystem(config);
+    const ids = [randomUUID(), randomUUID()];
+    const out = await runAlertBatch(
+      { tenantId: 'acme', alertIds: ids, batchKey: 'b4-0' },
+      { stage: 'trigger', queues: qs, perBatch: async () => ({ results: new Map([[ids[0]!, 1]]), failed: new Map() }), next: [] },
+    );
+    expect(out.split).toEqual([ids[1]]);
+    expect((await waiting(PIPELINE_QUEUES.trigger)).map((j) => j.id)).toEqual([`trigger-${ids[1]}`]);
   });
 
   it('keeps SEV1/SEV2 batches unprioritised (ahead of the routine backlog) at the next stage', async () => {
     config = redis.fresh();
     qs = new QueueSystem(config);
-    const run = (job: AlertJob) => runAlertBatch(job, { stage: 'case', queues: qs!, concurrency: 2, perAlert: async () => 1, next: [{ stage: 'notify', kind: 'first' }] });
+    const run = (job: AlertJob) => runAlertBatch(job, { stage: 'case', queues: qs!, perBatch: all(1), next: [{ stage: 'notify', kind: 'first' }] });
     await run({ tenantId: 'acme', alertIds: [randomUUID(), randomUUID()], batchKey: 'b2-r0' });
     await run({ tenantId: 'acme', alertIds: [randomUUID()], batchKey: 'b2-u0', urgent: true });
     const jobs = await qs.queue(PIPELINE_QUEUES.notify).getJobs(['waiting', 'prioritized']);
@@ -82,10 +125,7 @@ describe('per-alert stages over batch jobs', () => {
       runAlertBatch({ tenantId: 'acme', alertIds: [id] }, {
         stage: 'notify',
         queues: qs,
-        concurrency: 4,
-        perAlert: async () => {
-          throw new ReflexError('upstream.unavailable', 'smtp down');
-        },
+        perBatch: async (batch) => ({ results: new Map(), failed: new Map(batch.alertIds.map((a) => [a, new ReflexError('upstream.unavailable', 'smtp down')])) }),
         next: [],
       }),
     ).rejects.toThrow(/smtp down/);

@@ -236,6 +236,24 @@ describe('pipeline stages', () => {
     expect(pipelineKinds).toEqual(['incident.created', 'alert.correlated']);
   });
 
+  it('attaches an alert below the threshold that arrives with a SEV1 of its host to the incident the SEV1 opens', async () => {
+    // Only SEV1 opens incidents here; a SEV2 travels in the same (urgent) batch as the SEV1.
+    const t = await tenant({ incident_threshold: 1 });
+    const at = '2026-11-21T10:00:00Z';
+    // One request: one batch, so the case stage sees both at once and must look again after opening.
+    await t.post('generic/kiosk', [
+      { event_type: 'generic.alert', severity: 2, timestamp: at, host: { name: 'kiosk-42' }, observables: { ip: '198.51.100.42' } },
+      { event_type: 'malware.detected', severity: 1, timestamp: at, host: { name: 'kiosk-42' }, observables: { ip: '203.0.113.42' } },
+    ]);
+    await t.done();
+    const alerts = await t.alerts();
+    expect(alerts).toHaveLength(2);
+    expect(new Set(alerts.map((a) => a.incident_id)).size).toBe(1);
+    expect(alerts[0]!.incident_id).toBeTruthy();
+    const timeline = await s.store.db.selectFrom('timeline_entries').select('kind').where('incident_id', '=', alerts[0]!.incident_id!).execute();
+    expect(timeline.map((e) => e.kind).filter((k) => k.startsWith('incident.') || k.startsWith('alert.')).sort()).toEqual(['alert.correlated', 'incident.created']);
+  });
+
   it('notifies once through the webhook despite a 429, honouring Retry-After, then posts "2nd occurrence" into the thread', async () => {
     const t = await tenant({ notify: { webhook_url: `${HOOK}/reflex`, repeat_interval_seconds: 1, min_severity: 3 } });
     const bodies: { text: string; thread: unknown; idempotency_key: string }[] = [];
