@@ -28,11 +28,11 @@ interface OpenAlert {
   occurrences: number;
   lastSeen: Date;
   added: number;
-  isNew: boolean;
   severity: number;
-  event: SentinelEvent;
-  title: string;
+  /** The first event and title of an alert this transaction creates; existing alerts need neither. */
+  created?: { event: SentinelEvent; title: string };
 }
+type NewAlert = OpenAlert & Required<Pick<OpenAlert, 'created'>>;
 
 /** Events per dedupe transaction at most: the events INSERT binds 9 parameters each (PostgreSQL allows 65,535). */
 const MAX_EVENTS_PER_COMMIT = 5000;
@@ -161,7 +161,7 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
     const existing = live.length
       ? await trx
           .selectFrom('alerts')
-          .select(['id', 'fingerprint', 'occurrences', 'last_seen', 'severity', 'title', 'event'])
+          .select(['id', 'fingerprint', 'occurrences', 'last_seen', 'severity'])
           .where('tenant_id', '=', tenantId)
           .where('fingerprint', 'in', live)
           .where('status', '!=', 'closed')
@@ -172,20 +172,20 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
     const open = new Map<string, OpenAlert>();
     for (const a of existing) {
       if (!open.has(a.fingerprint)) {
-        open.set(a.fingerprint, { id: a.id, fingerprint: a.fingerprint, occurrences: a.occurrences, lastSeen: a.last_seen, added: 0, isNew: false, severity: a.severity, event: a.event as SentinelEvent, title: a.title });
+        open.set(a.fingerprint, { id: a.id, fingerprint: a.fingerprint, occurrences: a.occurrences, lastSeen: a.last_seen, added: 0, severity: a.severity });
       }
     }
     const notified = deps.notifies?.(tenantId, config) ?? true;
     const severityOf = new Map([...open.values()].map((a) => [a.id, a.severity]));
     const eventRows: Insertable<EventsTable>[] = [];
     const ruleHits = new Map<string, number>();
-    const created: OpenAlert[] = [];
+    const created: NewAlert[] = [];
     let totals = { new: 0, deduplicated: 0, suppressed: 0 };
     const batchRows: { batch_id: string; stage: string; tenant_id: string; result: string }[] = [];
     todo.forEach(({ job, i: jobIndex, suppressed: suppressedOf }, t) => {
       let suppressed = 0;
       let deduplicated = 0;
-      const mine: OpenAlert[] = [];
+      const mine: NewAlert[] = [];
       const bumpedHere = new Map<string, number>();
       job.events.forEach((event, i) => {
         const fp = fingerprints[t]![i]!;
@@ -204,12 +204,13 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
           bumpedHere.set(alert.id, (bumpedHere.get(alert.id) ?? 0) + 1);
           if (at > alert.lastSeen) alert.lastSeen = at;
         } else {
-          alert = { id: randomUUID(), fingerprint: fp, occurrences: 1, lastSeen: at, added: 0, isNew: true, severity: event.severity, event, title: titleOf(event) };
+          const fresh: NewAlert = { id: randomUUID(), fingerprint: fp, occurrences: 1, lastSeen: at, added: 0, severity: event.severity, created: { event, title: titleOf(event) } };
+          alert = fresh;
           open.set(fp, alert);
           severityOf.set(alert.id, alert.severity);
-          mine.push(alert);
+          mine.push(fresh);
         }
-        eventRows.push({ tenant_id: tenantId, source: event.source, event_type: event.event_type, severity: event.severity, fingerprint: fp, occurred_at: at, alert_id: alert.id, normalized: JSON.stringify(event), outcome: alert.isNew && alert.added === 0 && alert.occurrences === 1 ? 'new' : 'deduplicated' });
+        eventRows.push({ tenant_id: tenantId, source: event.source, event_type: event.event_type, severity: event.severity, fingerprint: fp, occurred_at: at, alert_id: alert.id, normalized: JSON.stringify(event), outcome: alert.created && alert.added === 0 ? 'new' : 'deduplicated' });
       });
       created.push(...mine);
       totals = { new: totals.new + mine.length, deduplicated: totals.deduplicated + deduplicated, suppressed: totals.suppressed + suppressed };
@@ -229,23 +230,23 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
         delta: { created: outcome.newAlertIds, bumped: [...bumpedHere].map(([id, by]) => ({ id, by })), suppressed, deduplicated },
       });
     });
-    const bumped = [...open.values()].filter((a) => !a.isNew && a.added > 0);
+    const bumped = [...open.values()].filter((a) => !a.created && a.added > 0);
     if (created.length) {
       await trx
         .insertInto('alerts')
         .values(
-          created.map((a) => ({
+          created.map(({ created: c, ...a }) => ({
             id: a.id,
             tenant_id: tenantId,
             fingerprint: a.fingerprint,
-            source: a.event.source,
-            event_type: a.event.event_type,
+            source: c.event.source,
+            event_type: c.event.event_type,
             severity: a.severity,
-            title: a.title,
+            title: c.title,
             occurrences: 1 + a.added,
-            first_seen: a.event.timestamp,
+            first_seen: c.event.timestamp,
             last_seen: a.lastSeen,
-            event: JSON.stringify(a.event),
+            event: JSON.stringify(c.event),
           })),
         )
         .execute();
