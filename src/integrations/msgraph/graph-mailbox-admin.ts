@@ -1,10 +1,10 @@
 import { ReflexError, toReflexError } from '../../errors.ts';
-import { VendorHttpClient, isRecord, unexpectedAnswer } from '../http.ts';
+import { isRecord, unexpectedAnswer } from '../http.ts';
 import type { VendorFailure, VendorRequest, VendorResponse } from '../http.ts';
 import { requireIdempotencyKey } from '../containment-ports.ts';
 import type { MailboxAdmin, MailboxDeleteResult, MailboxMessage, MailDeleteOptions, MailDeleteReceipt } from '../containment-ports.ts';
-import { describeGraphError, graphFailure, graphRequestId, type MicrosoftGraphClientOptions } from './msgraph-client.ts';
-import { BearerHttp, entraIdTokenSource } from './oauth-client-credentials.ts';
+import { graphApi, graphFailure, graphRequestId, VENDOR, type MicrosoftGraphClientOptions } from './msgraph-client.ts';
+import type { BearerHttp } from './oauth-client-credentials.ts';
 
 /** The same app registration as the identity client (vault: `msgraph.client_secret`), plus the mailbox tuning. */
 export interface GraphMailboxAdminOptions extends Omit<MicrosoftGraphClientOptions, 'revokeSessionsOnDisable'> {
@@ -20,7 +20,6 @@ export interface GraphMailboxAdminOptions extends Omit<MicrosoftGraphClientOptio
   sleep?: (ms: number) => Promise<void>;
 }
 
-const VENDOR = 'Microsoft Graph';
 /** Graph's well-known folder for soft-deleted items ("Recoverable Items\Deletions"). */
 const DELETIONS = 'recoverableitemsdeletions';
 /** The largest page `GET /users` serves. */
@@ -72,34 +71,7 @@ export class GraphMailboxAdmin implements MailboxAdmin {
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(opts: GraphMailboxAdminOptions) {
-    if (!opts.tenantId || !/^[A-Za-z0-9.-]+$/.test(opts.tenantId)) {
-      throw new ReflexError('config.invalid', 'Microsoft Graph tenant id is empty or malformed', {
-        safeMessage: 'Microsoft Graph is misconfigured (tenant id).',
-      });
-    }
-    const http = new VendorHttpClient({
-      vendor: VENDOR,
-      baseUrl: opts.graphUrl ?? 'https://graph.microsoft.com',
-      describeError: describeGraphError,
-      mapError: mapMailboxError,
-      ...(opts.now === undefined ? {} : { now: opts.now }),
-      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
-      ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
-    });
-    this.base = http.url('/');
-    const tokens =
-      opts.tokens ??
-      entraIdTokenSource({
-        loginUrl: opts.loginUrl,
-        tenantId: opts.tenantId,
-        clientId: opts.clientId,
-        clientSecret: opts.clientSecret,
-        scope: opts.scope ?? `${this.base.origin}/.default`,
-        now: opts.now,
-        timeoutMs: opts.timeoutMs,
-        fetch: opts.fetch,
-      });
-    this.api = new BearerHttp(http, tokens);
+    ({ api: this.api, base: this.base } = graphApi(opts, mapMailboxError));
     this.concurrency = Math.max(1, Math.min(opts.concurrency ?? 4, 16));
     this.throttleRetries = Math.max(0, opts.throttleRetries ?? 3);
     this.maxThrottleWaitMs = opts.maxThrottleWaitMs ?? 10_000;

@@ -29,7 +29,43 @@ export interface MicrosoftGraphClientOptions {
   now?: () => number;
 }
 
-const VENDOR = 'Microsoft Graph';
+export const VENDOR = 'Microsoft Graph';
+
+/**
+ * The Graph API as the app behind `opts` (client credentials against Entra ID, or `opts.tokens`):
+ * a bearer client over VendorHttpClient with Graph's error bodies described and failures mapped
+ * by `mapError`, and the API's base URL. Shared by the identity and mailbox clients.
+ */
+export function graphApi(opts: MicrosoftGraphClientOptions, mapError: (failure: VendorFailure) => ReflexError | undefined): { api: BearerHttp; base: URL } {
+  if (!opts.tenantId || !/^[A-Za-z0-9.-]+$/.test(opts.tenantId)) {
+    throw new ReflexError('config.invalid', 'Microsoft Graph tenant id is empty or malformed', {
+      safeMessage: 'Microsoft Graph is misconfigured (tenant id).',
+    });
+  }
+  const http = new VendorHttpClient({
+    vendor: VENDOR,
+    baseUrl: opts.graphUrl ?? 'https://graph.microsoft.com',
+    describeError: describeGraphError,
+    mapError,
+    ...(opts.now === undefined ? {} : { now: opts.now }),
+    ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+    ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
+  });
+  const base = http.url('/');
+  const tokens =
+    opts.tokens ??
+    entraIdTokenSource({
+      loginUrl: opts.loginUrl,
+      tenantId: opts.tenantId,
+      clientId: opts.clientId,
+      clientSecret: opts.clientSecret,
+      scope: opts.scope ?? `${base.origin}/.default`,
+      now: opts.now,
+      timeoutMs: opts.timeoutMs,
+      fetch: opts.fetch,
+    });
+  return { api: new BearerHttp(http, tokens), base };
+}
 
 /**
  * Microsoft Entra ID users through Microsoft Graph v1.0, as an `IdentityProvider`.
@@ -55,34 +91,7 @@ export class MicrosoftGraphClient implements IdentityProvider {
   private readonly revokeOnDisable: boolean;
 
   constructor(opts: MicrosoftGraphClientOptions) {
-    if (!opts.tenantId || !/^[A-Za-z0-9.-]+$/.test(opts.tenantId)) {
-      throw new ReflexError('config.invalid', 'Microsoft Graph tenant id is empty or malformed', {
-        safeMessage: 'Microsoft Graph is misconfigured (tenant id).',
-      });
-    }
-    const graphUrl = opts.graphUrl ?? 'https://graph.microsoft.com';
-    const http = new VendorHttpClient({
-      vendor: VENDOR,
-      baseUrl: graphUrl,
-      describeError: describeGraphError,
-      mapError: mapGraphError,
-      ...(opts.now === undefined ? {} : { now: opts.now }),
-      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
-      ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
-    });
-    const tokens =
-      opts.tokens ??
-      entraIdTokenSource({
-        loginUrl: opts.loginUrl,
-        tenantId: opts.tenantId,
-        clientId: opts.clientId,
-        clientSecret: opts.clientSecret,
-        scope: opts.scope ?? `${http.url('/').origin}/.default`,
-        now: opts.now,
-        timeoutMs: opts.timeoutMs,
-        fetch: opts.fetch,
-      });
-    this.api = new BearerHttp(http, tokens);
+    this.api = graphApi(opts, mapGraphError).api;
     this.revokeOnDisable = opts.revokeSessionsOnDisable ?? true;
   }
 
@@ -186,7 +195,7 @@ function userPath(user: string): string {
 }
 
 /** Graph's error envelope: `{"error":{"code":"Request_ResourceNotFound","message":"…"}}`. */
-export function describeGraphError(body: unknown): string | undefined {
+function describeGraphError(body: unknown): string | undefined {
   if (!isRecord(body) || !isRecord(body.error)) return undefined;
   const { code, message } = body.error;
   return [code, message].filter((s) => typeof s === 'string' && s !== '').join(': ') || undefined;
