@@ -30,26 +30,19 @@ async function stats(c: Child, apiToken: string): Promise<{ accepted: number; in
   return (await (await fetch(`${c.url}/api/v1/pipeline/stats`, { headers: { authorization: `Bearer ${apiToken}` } })).json()) as never;
 }
 
-/** Job attempts that failed in the server (retried or dead-lettered), all pipeline queues. */
-async function failedAttempts(c: Child): Promise<number> {
+/** The sum of a server metric over the pipeline's queues (`<name>{queue="pipeline.…"} <n>` lines). */
+async function pipelineMetric(c: Child, name: 'reflex_queue_depth' | 'reflex_jobs_failed_total'): Promise<number> {
   const text = await (await fetch(`${c.url}/metrics`)).text();
+  const line = new RegExp(`^${name}\\{queue="pipeline\\.[a-z]+"\\} (\\d+)`);
   let total = 0;
-  for (const line of text.split('\n')) {
-    const m = /^reflex_jobs_failed_total\{queue="pipeline\.[a-z]+"\} (\d+)/.exec(line);
+  for (const l of text.split('\n')) {
+    const m = line.exec(l);
     if (m) total += Number(m[1]);
   }
   return total;
 }
 
-async function queueDepths(c: Child): Promise<number> {
-  const text = await (await fetch(`${c.url}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const m = /^reflex_queue_depth\{queue="pipeline\.[a-z]+"\} (\d+)/.exec(line);
-    if (m) total += Number(m[1]);
-  }
-  return total;
-}
+const queueDepths = (c: Child) => pipelineMetric(c, 'reflex_queue_depth');
 
 /** No-op jobs through a QueueSystem on the same backend: what BullMQ itself can do here. */
 async function rawCeiling(config: ConstructorParameters<typeof QueueSystem>[0], jobs = 20_000): Promise<number> {
@@ -195,7 +188,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
     lines.push(`  of which webhook -> alert row (hook, normalize, dedupe): p50 ${fmt(percentile(toAlert, 50))} ms, p95 ${fmt(percentile(toAlert, 95))} ms; alert row -> incident (enrich, case): p50 ${fmt(percentile(alertToIncident, 50))} ms, p95 ${fmt(percentile(alertToIncident, 95))} ms`);
     const final = await stats(c, apiToken);
     lines.push(`books: accepted ${fmt(final.accepted)} = new ${fmt(final.new)} + deduplicated ${fmt(final.deduplicated)} + suppressed ${fmt(final.suppressed)} + dead-lettered ${fmt(final.dead_lettered)} (+ in flight ${final.in_flight})`);
-    lines.push(`failed job attempts (retried) in the drain and the storm: ${fmt(await failedAttempts(c))}`);
+    lines.push(`failed job attempts (retried) in the drain and the storm: ${fmt(await pipelineMetric(c, 'reflex_jobs_failed_total'))}`);
     // The ceiling, while the server (and its embedded cluster) is up but idle.
     const ceiling = await rawCeiling(
       backend === 'redis' ? { backend: 'redis', url: base.REDIS_URL!, prefix: `{benchraw${randomBytes(3).toString('hex')}}` } : { backend: 'postgres', url: dbUrl, schema: 'bench_raw' },

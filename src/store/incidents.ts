@@ -117,7 +117,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
  */
 export async function createIncident(db: Kysely<Database>, input: CreateIncidentInput, events?: IncidentEvents): Promise<Incident> {
   const v = parse(createInput, input, 'incident');
-  const [incident] = await auditedWrite(db, v.createdBy, (trx, audit) => createIncidentsIn(trx, audit, [v]));
+  const [incident] = await auditedWrite(db, v.createdBy, (trx, audit) => insertIncidents(trx, audit, [v]));
   await events?.emit({ type: 'incident.created', incident: incident! });
   return incident!;
 }
@@ -129,16 +129,23 @@ export async function createIncident(db: Kysely<Database>, input: CreateIncident
  * input order; the caller emits `incident.created` for each after its commit.
  */
 export async function createIncidentsIn(trx: Transaction<Database>, audit: (entry: AuditEntry) => void, inputs: CreateIncidentInput[]): Promise<Incident[]> {
+  return insertIncidents(
+    trx,
+    audit,
+    inputs.map((input) => parse(createInput, input, 'incident')),
+  );
+}
+
+async function insertIncidents(trx: Transaction<Database>, audit: (entry: AuditEntry) => void, inputs: z.infer<typeof createInput>[]): Promise<Incident[]> {
   if (inputs.length === 0) return [];
-  const valid = inputs.map((input) => ({ ...parse(createInput, input, 'incident'), id: randomUUID() }));
+  const valid = inputs.map((v) => ({ ...v, id: randomUUID(), alertIds: [...new Set(v.alertIds ?? [])] }));
   const rows = await trx
     .insertInto('incidents')
     .values(valid.map((v) => ({ id: v.id, tenant_id: v.tenantId, title: v.title, severity: v.severity, summary: v.summary ?? null, created_by: v.createdBy })))
     .returningAll()
     .execute();
   const byId = new Map(rows.map((r) => [r.id, r]));
-  const incidents = valid.map((v) => byId.get(v.id)!);
-  const links = valid.flatMap((v) => [...new Set(v.alertIds ?? [])].map((alertId) => ({ alertId, incidentId: v.id, tenantId: v.tenantId })));
+  const links = valid.flatMap((v) => v.alertIds.map((alertId) => ({ alertId, incidentId: v.id, tenantId: v.tenantId })));
   if (links.length > 0) {
     const values = sql.join(links.map((l) => sql`(${l.alertId}::uuid, ${l.incidentId}::uuid, ${l.tenantId})`));
     const linked = await sql`update alerts set incident_id = v.incident_id from (values ${values}) as v(id, incident_id, tenant_id)
@@ -150,19 +157,14 @@ export async function createIncidentsIn(trx: Transaction<Database>, audit: (entr
       });
     }
   }
+  const facts = (v: (typeof valid)[number]) => ({ severity: v.severity, ...(v.alertIds.length ? { alertIds: v.alertIds } : {}) });
   await insertTimelines(
     trx,
-    valid.map((v) => {
-      const alertIds = [...new Set(v.alertIds ?? [])];
-      return { tenantId: v.tenantId, incidentId: v.id, kind: 'incident.created', actor: v.createdBy, text: `Incident opened at SEV${v.severity}: ${v.title}`, data: { severity: v.severity, ...(alertIds.length ? { alertIds } : {}) } };
-    }),
+    valid.map((v) => ({ tenantId: v.tenantId, incidentId: v.id, kind: 'incident.created', actor: v.createdBy, text: `Incident opened at SEV${v.severity}: ${v.title}`, data: facts(v) })),
     false,
   );
-  for (const v of valid) {
-    const alertIds = [...new Set(v.alertIds ?? [])];
-    audit({ tenantId: v.tenantId, action: 'incident.create', target: `incident:${v.id}`, delta: { title: v.title, severity: v.severity, ...(alertIds.length ? { alertIds } : {}) } });
-  }
-  return incidents;
+  for (const v of valid) audit({ tenantId: v.tenantId, action: 'incident.create', target: `incident:${v.id}`, delta: { title: v.title, ...facts(v) } });
+  return valid.map((v) => byId.get(v.id)!);
 }
 
 export async function getIncident(db: Kysely<Database>, tenantId: string, id: string): Promise<Incident | undefined> {

@@ -150,14 +150,24 @@ function relatedGroups(alerts: AlertRow[]): AlertRow[][] {
     }
   });
   const groups = new Map<number, AlertRow[]>();
-  alerts.forEach((a, i) => groups.set(find(i), [...(groups.get(find(i)) ?? []), a]));
+  alerts.forEach((a, i) => {
+    const root = find(i);
+    const group = groups.get(root);
+    if (group) group.push(a);
+    else groups.set(root, [a]);
+  });
   return [...groups.values()];
 }
 
-/** What findCorrelatedIncidents matches alerts on: the host, each IP and each hash. */
+/** What findCorrelatedIncidents matches an alert on: its host, and its IPs and hashes. */
+function correlationSubject(e: SentinelEvent): { host: string | null; keys: string[] } {
+  return { host: e.host.name ?? e.host.ip ?? null, keys: [...e.observables.ip, ...e.observables.hash] };
+}
+
+/** The same as lock and grouping keys: `host:<host>`, `obs:<ip or hash>`. */
 function correlationKeys(e: SentinelEvent): string[] {
-  const host = e.host.name ?? e.host.ip;
-  return [...(host ? [`host:${host}`] : []), ...[...e.observables.ip, ...e.observables.hash].map((k) => `obs:${k}`)];
+  const { host, keys } = correlationSubject(e);
+  return [...(host ? [`host:${host}`] : []), ...keys.map((k) => `obs:${k}`)];
 }
 
 /** TheHive alert (and case for SEV1 or correlated alerts) for one alert, ids stored back on it. */
@@ -261,12 +271,7 @@ function correlationLocks(tenantId: string, alerts: AlertRow[]) {
  * host or one of its IPs or hashes: one query for the batch. Alerts with neither are not asked.
  */
 async function findCorrelatedIncidents(db: Kysely<Database>, tenantId: string, alerts: AlertRow[], windowSeconds: number): Promise<Map<string, string>> {
-  const asks = alerts
-    .map((a) => {
-      const e = a.event as SentinelEvent;
-      return { id: a.id, host: e.host.name ?? e.host.ip ?? null, keys: [...e.observables.ip, ...e.observables.hash] };
-    })
-    .filter((q) => q.host || q.keys.length > 0);
+  const asks = alerts.map((a) => ({ id: a.id, ...correlationSubject(a.event as SentinelEvent) })).filter((q) => q.host || q.keys.length > 0);
   if (asks.length === 0) return new Map();
   // One arm per kind of match, each answered by its own index (migration 0007) and cut to its
   // latest open-incident alert; the latest of the three wins. The IP and hash arms find their

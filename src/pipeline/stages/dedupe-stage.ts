@@ -56,8 +56,9 @@ export interface DedupeDeps {
  * Per-fingerprint advisory locks (taken in sorted order) serialise concurrent transactions that
  * share a fingerprint, so two workers cannot both create "the first" alert.
  *
- * `createDedupeStage` merges the jobs that arrive while earlier ones are being written into one transaction per tenant (group commit, store/group-commit.ts):
- * a storm of small batches costs a few statements per merge instead of a dozen per job. Each job
+ * `createDedupeStage` merges the jobs that arrive while earlier ones are being written into one
+ * transaction per tenant (group commit, store/group-commit.ts): a storm of small batches costs a
+ * few statements per merge instead of a dozen per job. Each job
  * still gets its own result and marker, hands its own alerts on, and completes only after the
  * commit; a merge that fails is retried job by job, so one bad job fails alone.
  */
@@ -92,16 +93,18 @@ interface Committed {
 /** Commits the jobs, one transaction per tenant (and per MAX_EVENTS_PER_COMMIT events); results in job order. */
 async function commitDedupe(deps: DedupeDeps, jobs: readonly DedupeJob[]): Promise<Committed[]> {
   const results: Committed[] = new Array(jobs.length);
-  const byTenant = new Map<string, number[][]>();
+  const byTenant = new Map<string, { chunks: number[][]; events: number }>();
   jobs.forEach((job, i) => {
-    const chunks = byTenant.get(job.tenantId) ?? [[]];
-    let last = chunks[chunks.length - 1]!;
-    const events = last.reduce((n, k) => n + jobs[k]!.events.length, 0);
-    if (last.length > 0 && events + job.events.length > MAX_EVENTS_PER_COMMIT) chunks.push((last = []));
-    last.push(i);
-    byTenant.set(job.tenantId, chunks);
+    const t = byTenant.get(job.tenantId) ?? { chunks: [[]], events: 0 };
+    if (t.events > 0 && t.events + job.events.length > MAX_EVENTS_PER_COMMIT) {
+      t.chunks.push([]);
+      t.events = 0;
+    }
+    t.chunks[t.chunks.length - 1]!.push(i);
+    t.events += job.events.length;
+    byTenant.set(job.tenantId, t);
   });
-  for (const [tenantId, chunks] of byTenant) {
+  for (const [tenantId, { chunks }] of byTenant) {
     for (const chunk of chunks) {
       const out = await dedupeTenant(deps, tenantId, chunk.map((i) => jobs[i]!));
       chunk.forEach((i, k) => (results[i] = out[k]!));
@@ -144,13 +147,18 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
       .where('stage', '=', 'dedupe')
       .execute();
     const done = new Map(markers.map((m) => [m.batch_id, m.result as DedupeResult]));
-    const results: (DedupeResult | undefined)[] = jobs.map((job) => done.get(job.batchId));
     for (const job of jobs.filter((j) => done.has(j.batchId))) {
       audit({ tenantId, action: 'pipeline.dedupe.replayed', target: `batch:${job.batchId}`, delta: {} });
     }
-    // The same batch twice in one merge (a re-queued copy): the first one counts, the other replays it.
-    const todo = jobs.map((job, i) => ({ job, i, suppressed: suppressedBy[i]! })).filter(({ job, i }) => !done.has(job.batchId) && jobs.findIndex((j) => j.batchId === job.batchId) === i);
-    if (todo.length === 0) return results.map((r, i) => ({ result: r ?? done.get(jobs[i]!.batchId)!, replayed: true }));
+    // The first copy of each batch without a marker counts; any other copy of it in this merge (a
+    // re-queued one) replays that copy's result.
+    const firstCopy = new Map<string, number>();
+    jobs.forEach((job, i) => {
+      if (!done.has(job.batchId) && !firstCopy.has(job.batchId)) firstCopy.set(job.batchId, i);
+    });
+    const todo = [...firstCopy.values()].map((i) => ({ job: jobs[i]!, suppressed: suppressedBy[i]! }));
+    const committed = (): Committed[] => jobs.map((job, i) => ({ result: done.get(job.batchId)!, replayed: firstCopy.get(job.batchId) !== i }));
+    if (todo.length === 0) return committed();
 
     const fingerprints = todo.map(({ job }) => job.events.map((e) => fingerprintOf(e)));
     const live = [...new Set(todo.flatMap(({ suppressed }, t) => fingerprints[t]!.filter((_, i) => !suppressed[i])))].sort();
@@ -176,17 +184,16 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
       }
     }
     const notified = deps.notifies?.(tenantId, config) ?? true;
-    const severityOf = new Map([...open.values()].map((a) => [a.id, a.severity]));
     const eventRows: Insertable<EventsTable>[] = [];
     const ruleHits = new Map<string, number>();
     const created: NewAlert[] = [];
     let totals = { new: 0, deduplicated: 0, suppressed: 0 };
     const batchRows: { batch_id: string; stage: string; tenant_id: string; result: string }[] = [];
-    todo.forEach(({ job, i: jobIndex, suppressed: suppressedOf }, t) => {
+    todo.forEach(({ job, suppressed: suppressedOf }, t) => {
       let suppressed = 0;
       let deduplicated = 0;
       const mine: NewAlert[] = [];
-      const bumpedHere = new Map<string, number>();
+      const bumpedHere = new Map<OpenAlert, number>();
       job.events.forEach((event, i) => {
         const fp = fingerprints[t]![i]!;
         const at = new Date(event.timestamp);
@@ -201,13 +208,12 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
         if (alert) {
           deduplicated += 1;
           alert.added += 1;
-          bumpedHere.set(alert.id, (bumpedHere.get(alert.id) ?? 0) + 1);
+          bumpedHere.set(alert, (bumpedHere.get(alert) ?? 0) + 1);
           if (at > alert.lastSeen) alert.lastSeen = at;
         } else {
           const fresh: NewAlert = { id: randomUUID(), fingerprint: fp, occurrences: 1, lastSeen: at, added: 0, severity: event.severity, created: { event, title: titleOf(event) } };
           alert = fresh;
           open.set(fp, alert);
-          severityOf.set(alert.id, alert.severity);
           mine.push(fresh);
         }
         eventRows.push({ tenant_id: tenantId, source: event.source, event_type: event.event_type, severity: event.severity, fingerprint: fp, occurred_at: at, alert_id: alert.id, normalized: JSON.stringify(event), outcome: alert.created && alert.added === 0 ? 'new' : 'deduplicated' });
@@ -217,17 +223,17 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
       const outcome: DedupeResult = {
         newAlertIds: mine.map((a) => a.id),
         urgentAlertIds: mine.filter((a) => isUrgent(a.severity)).map((a) => a.id),
-        repeatAlertIds: notified ? [...bumpedHere.keys()].filter((id) => (severityOf.get(id) ?? 4) <= config.notify.min_severity) : [],
+        repeatAlertIds: notified ? [...bumpedHere.keys()].filter((a) => a.severity <= config.notify.min_severity).map((a) => a.id) : [],
         suppressed,
         deduplicated,
       };
-      results[jobIndex] = outcome;
+      done.set(job.batchId, outcome);
       batchRows.push({ batch_id: job.batchId, stage: 'dedupe', tenant_id: tenantId, result: JSON.stringify(outcome) });
       audit({
         tenantId,
         action: 'pipeline.alerts',
         target: `batch:${job.batchId}`,
-        delta: { created: outcome.newAlertIds, bumped: [...bumpedHere].map(([id, by]) => ({ id, by })), suppressed, deduplicated },
+        delta: { created: outcome.newAlertIds, bumped: [...bumpedHere].map(([a, by]) => ({ id: a.id, by })), suppressed, deduplicated },
       });
     });
     const bumped = [...open.values()].filter((a) => !a.created && a.added > 0);
@@ -266,7 +272,7 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
     }
     await incrementCounters(trx, [{ tenantId, delta: totals }]);
     await trx.insertInto('pipeline_batches').values(batchRows).execute();
-    return results.map((r, i) => ({ result: r ?? results[jobs.findIndex((j) => j.batchId === jobs[i]!.batchId)]!, replayed: done.has(jobs[i]!.batchId) || r === undefined }));
+    return committed();
   });
 }
 

@@ -2,8 +2,6 @@ import { GroupCommit } from '../../store/group-commit.ts';
 import type { AlertBatch } from '../jobs.ts';
 import type { BatchOutcome } from './alert-batch.ts';
 
-type Result<R> = { ok: true; value: R } | { ok: false; error: unknown };
-
 export interface CoalescerOptions {
   /** For errors and diagnostics, e.g. `pipeline.enrich`. */
   name: string;
@@ -30,48 +28,48 @@ export interface CoalescerOptions {
  * job splits it off).
  */
 export function coalesce<R>(perBatch: (batch: AlertBatch) => Promise<BatchOutcome<R>>, options: CoalescerOptions): (batch: AlertBatch) => Promise<BatchOutcome<R>> {
-  const run = async (batch: AlertBatch): Promise<Map<string, Result<R>>> => {
-    const out = new Map<string, Result<R>>();
+  const run = async (batch: AlertBatch): Promise<BatchOutcome<R>> => {
     try {
-      const r = await perBatch(batch);
-      for (const [id, value] of r.results) out.set(id, { ok: true, value });
-      for (const [id, error] of r.failed) out.set(id, { ok: false, error });
+      return await perBatch(batch);
     } catch (error) {
-      if (batch.alertIds.length === 1) out.set(batch.alertIds[0]!, { ok: false, error });
-      else for (const id of batch.alertIds) for (const [k, v] of await run({ ...batch, alertIds: [id] })) out.set(k, v);
+      if (batch.alertIds.length === 1) return { results: new Map(), failed: new Map([[batch.alertIds[0]!, error]]) };
+      const out: BatchOutcome<R> = { results: new Map(), failed: new Map() };
+      for (const id of batch.alertIds) {
+        const one = await run({ ...batch, alertIds: [id] });
+        for (const [k, v] of one.results) out.results.set(k, v);
+        for (const [k, e] of one.failed) out.failed.set(k, e);
+      }
+      return out;
     }
-    return out;
   };
   const lane = () =>
-    new GroupCommit<AlertBatch, Map<string, Result<R>>>({
+    new GroupCommit<AlertBatch, BatchOutcome<R>>({
       name: options.name,
       maxBatch: options.maxBatch ?? 64,
       maxConcurrent: options.maxConcurrent ?? 2,
       flush: async (jobs) => {
-        const merged = new Map<string, AlertBatch & { alertIds: string[] }>();
+        const merged = new Map<string, { batch: AlertBatch; ids: Set<string> }>();
         for (const job of jobs) {
           const key = `${job.tenantId}\u0000${job.kind ?? ''}`;
-          const m = merged.get(key) ?? { tenantId: job.tenantId, alertIds: [], kind: job.kind, urgent: job.urgent };
-          for (const id of job.alertIds) if (!m.alertIds.includes(id)) m.alertIds.push(id);
+          const m = merged.get(key) ?? { batch: job, ids: new Set<string>() };
+          for (const id of job.alertIds) m.ids.add(id);
           merged.set(key, m);
         }
-        const results = new Map<string, Map<string, Result<R>>>();
-        for (const [key, m] of merged) results.set(key, await run(m));
+        const outcomes = new Map<string, BatchOutcome<R>>();
+        for (const [key, m] of merged) outcomes.set(key, await run({ ...m.batch, alertIds: [...m.ids] }));
+        // Each job gets back exactly its own alerts.
         return jobs.map((job) => {
-          const of = results.get(`${job.tenantId}\u0000${job.kind ?? ''}`)!;
-          return new Map(job.alertIds.map((id) => [id, of.get(id) ?? { ok: false, error: new Error(`${options.name}: alert ${id} was not handled`) }]));
+          const of = outcomes.get(`${job.tenantId}\u0000${job.kind ?? ''}`)!;
+          const mine: BatchOutcome<R> = { results: new Map(), failed: new Map() };
+          for (const id of job.alertIds) {
+            if (!of.failed.has(id) && of.results.has(id)) mine.results.set(id, of.results.get(id)!);
+            else mine.failed.set(id, of.failed.get(id) ?? new Error(`${options.name}: alert ${id} was not handled`));
+          }
+          return mine;
         });
       },
     });
   const routine = lane();
   const urgent = lane();
-  return async (batch) => {
-    const results = await (batch.urgent ? urgent : routine).submit(batch);
-    const outcome: BatchOutcome<R> = { results: new Map(), failed: new Map() };
-    for (const [id, r] of results) {
-      if (r.ok) outcome.results.set(id, r.value);
-      else outcome.failed.set(id, r.error);
-    }
-    return outcome;
-  };
+  return (batch) => (batch.urgent ? urgent : routine).submit(batch);
 }
