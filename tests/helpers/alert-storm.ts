@@ -52,23 +52,50 @@ export function buildStorm(total: number, opts: { distinctIps?: number; seed?: n
   return out;
 }
 
-/** Posts a storm: `singleShare` of it as one POST per alert, the rest as NDJSON batches. */
+/**
+ * Posts a storm: `singleShare` of it (plus every alert `single` picks) as one POST per alert, the
+ * rest as NDJSON batches per source. Single POSTs are spread evenly between the batches, so the
+ * mix stays the same from the first request to the last. `onSend` sees each request's alerts just
+ * before its first attempt.
+ */
 export async function postStorm(
   baseUrl: string,
   token: string,
   alerts: StormAlert[],
-  opts: { concurrency: number; batchSize: number; singleShare: number; onLatency?: (ms: number, alerts: number) => void },
+  opts: {
+    concurrency: number;
+    batchSize: number;
+    singleShare: number;
+    single?: (a: StormAlert) => boolean;
+    onLatency?: (ms: number, alerts: number) => void;
+    onSend?: (alerts: StormAlert[]) => void;
+  },
 ): Promise<{ posted: number; requests: number; refused: number }> {
-  const singles = alerts.slice(0, Math.floor(alerts.length * opts.singleShare));
-  const rest = alerts.slice(singles.length);
-  const requests: { source: string; body: string; count: number }[] = singles.map((a) => ({ source: a.source, body: JSON.stringify(a.body), count: 1 }));
+  const forced = new Set(opts.single ? alerts.filter(opts.single) : []);
+  const others = forced.size ? alerts.filter((a) => !forced.has(a)) : alerts;
+  const cut = Math.floor(others.length * opts.singleShare);
+  const alone = new Set([...forced, ...others.slice(0, cut)]);
+  const rest = others.slice(cut);
+  type Request = { source: string; body: string; alerts: StormAlert[] };
+  const singles: Request[] = [];
+  // Forced singles keep their place in the storm relative to the others.
+  for (const a of alerts) if (alone.has(a)) singles.push({ source: a.source, body: JSON.stringify(a.body), alerts: [a] });
+  const batches: Request[] = [];
   for (const source of ['wazuh', 'cowrie', 'generic'] as const) {
     const of = rest.filter((a) => a.source === source);
     for (let i = 0; i < of.length; i += opts.batchSize) {
       const chunk = of.slice(i, i + opts.batchSize);
-      requests.push({ source, body: chunk.map((a) => JSON.stringify(a.body)).join('\n'), count: chunk.length });
+      batches.push({ source, body: chunk.map((a) => JSON.stringify(a.body)).join('\n'), alerts: chunk });
     }
   }
+  const requests: Request[] = [];
+  const perBatch = batches.length ? singles.length / batches.length : 0;
+  let s = 0;
+  batches.forEach((b, i) => {
+    for (const end = Math.round(perBatch * (i + 1)); s < end; s += 1) requests.push(singles[s]!);
+    requests.push(b);
+  });
+  for (; s < singles.length; s += 1) requests.push(singles[s]!);
   let next = 0;
   let posted = 0;
   let refused = 0;
@@ -76,17 +103,18 @@ export async function postStorm(
     while (next < requests.length) {
       const r = requests[next++]!;
       const path = r.source === 'generic' ? '/hooks/generic/kiosk' : `/hooks/${r.source}`;
+      opts.onSend?.(r.alerts);
       for (;;) {
         const t0 = performance.now();
         const res = await fetch(`${baseUrl}${path}`, {
           method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': r.count > 1 ? 'application/x-ndjson' : 'application/json' },
+          headers: { authorization: `Bearer ${token}`, 'content-type': r.alerts.length > 1 ? 'application/x-ndjson' : 'application/json' },
           body: r.body,
         });
         const text = await res.text();
         if (res.status === 202) {
-          opts.onLatency?.(performance.now() - t0, r.count);
-          posted += r.count;
+          opts.onLatency?.(performance.now() - t0, r.alerts.length);
+          posted += r.alerts.length;
           break;
         }
         if (res.status === 429) {
