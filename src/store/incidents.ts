@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { z } from 'zod';
 import { ReflexError } from '../errors.ts';
+import { lockAlertRows } from './alert-rows.ts';
 import { auditedWrite, type AuditEntry } from './audit-log.ts';
+import { recordCorrelationKeys } from './correlation-keys.ts';
 import type { Database, Incident, IncidentChannelsTable, Severity, TimelineEntriesTable } from './schema.ts';
 
 /**
@@ -147,15 +149,17 @@ async function insertIncidents(trx: Transaction<Database>, audit: (entry: AuditE
   const byId = new Map(rows.map((r) => [r.id, r]));
   const links = valid.flatMap((v) => v.alertIds.map((alertId) => ({ alertId, incidentId: v.id, tenantId: v.tenantId })));
   if (links.length > 0) {
-    const values = sql.join(links.map((l) => sql`(${l.alertId}::uuid, ${l.incidentId}::uuid, ${l.tenantId})`));
-    const linked = await sql`update alerts set incident_id = v.incident_id from (values ${values}) as v(id, incident_id, tenant_id)
-                             where alerts.id = v.id and alerts.tenant_id = v.tenant_id`.execute(trx);
-    if (Number(linked.numAffectedRows ?? 0) !== links.length) {
+    const tenantOf = new Map((await lockAlertRows(trx, links.map((l) => l.alertId))).map((r) => [r.id, r.tenant_id]));
+    const present = links.filter((l) => tenantOf.get(l.alertId) === l.tenantId).length;
+    if (present !== links.length) {
       // Rolls the incidents back too: an incident citing alerts it does not have would mislead.
-      throw new ReflexError('not_found', `only ${linked.numAffectedRows} of ${links.length} alerts exist in their tenants`, {
+      throw new ReflexError('not_found', `only ${present} of ${links.length} alerts exist in their tenants`, {
         safeMessage: 'Some of the alerts to link do not exist in this tenant.',
       });
     }
+    const values = sql.join(links.map((l) => sql`(${l.alertId}::uuid, ${l.incidentId}::uuid)`));
+    await sql`update alerts set incident_id = v.incident_id from (values ${values}) as v(id, incident_id) where alerts.id = v.id`.execute(trx);
+    await recordCorrelationKeys(trx, links.map((l) => l.alertId));
   }
   const facts = (v: (typeof valid)[number]) => ({ severity: v.severity, ...(v.alertIds.length ? { alertIds: v.alertIds } : {}) });
   await insertTimelines(

@@ -81,6 +81,14 @@ export interface AlertsTable {
   last_received_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
+/** Per tenant, correlation key (`host:…`, `obs:…`) and incident: when an alert of it with the key was last received. */
+export interface CorrelationKeysTable {
+  tenant_id: string;
+  key: string;
+  incident_id: string;
+  last_received_at: ColumnType<Date, Date | string, Date | string>;
+}
+
 export interface EventsTable {
   id: Generated<string>;
   tenant_id: string;
@@ -322,6 +330,7 @@ export interface Database {
   incidents: IncidentsTable;
   incident_channels: IncidentChannelsTable;
   alerts: AlertsTable;
+  correlation_keys: CorrelationKeysTable;
   events: EventsTable;
   playbook_runs: PlaybookRunsTable;
   run_steps: RunStepsTable;

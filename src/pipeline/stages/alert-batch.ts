@@ -44,13 +44,17 @@ export type AlertRow = Selectable<AlertsTable>;
 /**
  * The batch's alert rows in one query (the rows are the truth, the job a pointer), and a
  * not_found failure for each id that is not there (or not the tenant's), to be reported as failed.
+ * The rows are found by id alone and the tenant checked here: given `tenant_id = …` too, the
+ * planner ANDs in a tenant-prefixed index whose estimate lags a fast-growing table, and reads
+ * every alert of the tenant (measured after a storm: 2.8 ms for 40 alerts, against 0.5 ms by id).
  */
 export async function loadBatchAlerts(db: Kysely<Database>, batch: AlertBatch): Promise<{ rows: AlertRow[]; missing: Map<string, unknown> }> {
-  const rows = await db.selectFrom('alerts').selectAll().where('tenant_id', '=', batch.tenantId).where('id', 'in', [...batch.alertIds]).execute();
-  const found = new Set(rows.map((r) => r.id));
+  const found = await db.selectFrom('alerts').selectAll().where('id', 'in', [...batch.alertIds]).execute();
+  const rows = found.filter((r) => r.tenant_id === batch.tenantId);
+  const present = new Set(rows.map((r) => r.id));
   const missing = new Map<string, unknown>();
   for (const id of batch.alertIds) {
-    if (!found.has(id)) missing.set(id, new ReflexError('not_found', `alert ${id} of tenant ${batch.tenantId} vanished`, { retryable: false }));
+    if (!present.has(id)) missing.set(id, new ReflexError('not_found', `alert ${id} of tenant ${batch.tenantId} vanished`, { retryable: false }));
   }
   return { rows, missing };
 }

@@ -2,7 +2,9 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { ReflexError } from '../../errors.ts';
 import type { CaseObservableKind, CaseSystem } from '../../integrations/ports.ts';
 import { TheHiveClient } from '../../integrations/thehive/thehive-client.ts';
+import { lockAlertRows } from '../../store/alert-rows.ts';
 import { auditedWrite, type AuditEntry } from '../../store/audit-log.ts';
+import { findIncidentsByKeys, recordCorrelationKeys } from '../../store/correlation-keys.ts';
 import { appendTimelineEntries, createIncidentsIn, type IncidentEvents } from '../../store/incidents.ts';
 import type { Database, Incident } from '../../store/schema.ts';
 import { GLOBAL_TENANT, type SecretsVault } from '../../store/secrets-vault.ts';
@@ -99,6 +101,8 @@ async function openIncidents(deps: CaseDeps, tenantId: string, openers: AlertRow
   const out = await auditedWrite(deps.db, 'pipeline', async (trx, audit) => {
     const result = new Map<string, CaseOutcome>();
     await sql`select pg_advisory_xact_lock(l.id) from (${correlationLocks(tenantId, openers)}) as l order by l.id`.execute(trx);
+    // All the rows this transaction may link, in one ordered step (see lockAlertRows).
+    await lockAlertRows(trx, openers.map((a) => a.id));
     const now = await trx.selectFrom('alerts').select(['id', 'incident_id']).where('id', 'in', openers.map((a) => a.id)).execute();
     for (const r of now) if (r.incident_id) result.set(r.id, { incidentId: r.incident_id, correlated: false, createdIncident: false });
     const pending = openers.filter((a) => !result.has(a.id));
@@ -159,15 +163,14 @@ function relatedGroups(alerts: AlertRow[]): AlertRow[][] {
   return [...groups.values()];
 }
 
-/** What findCorrelatedIncidents matches an alert on: its host, and its IPs and hashes. */
-function correlationSubject(e: SentinelEvent): { host: string | null; keys: string[] } {
-  return { host: e.host.name ?? e.host.ip ?? null, keys: [...e.observables.ip, ...e.observables.hash] };
-}
-
-/** The same as lock and grouping keys: `host:<host>`, `obs:<ip or hash>`. */
-function correlationKeys(e: SentinelEvent): string[] {
-  const { host, keys } = correlationSubject(e);
-  return [...(host ? [`host:${host}`] : []), ...keys.map((k) => `obs:${k}`)];
+/**
+ * What an alert correlates on, also its lock and grouping keys: `host:<name, else ip>` and
+ * `obs:<ip or hash>`. The SQL function `correlation_keys_of` (migration 0008) derives the same
+ * keys for the correlation index; a test holds the two equal.
+ */
+export function correlationKeys(e: SentinelEvent): string[] {
+  const host = e.host.name ?? e.host.ip ?? null;
+  return [...new Set([...(host ? [`host:${host}`] : []), ...[...e.observables.ip, ...e.observables.hash].map((k) => `obs:${k}`)])];
 }
 
 /** TheHive alert (and case for SEV1 or correlated alerts) for one alert, ids stored back on it. */
@@ -222,19 +225,23 @@ async function attachIn(
 ): Promise<Map<string, { incidentId: string; correlated: boolean }>> {
   const out = new Map<string, { incidentId: string; correlated: boolean }>();
   if (links.length === 0) return out;
-  const values = sql.join(links.map((l) => sql`(${l.alert.id}::uuid, ${l.incidentId}::uuid)`));
-  const { rows: updated } = await sql<{ id: string }>`
-    update alerts set incident_id = v.incident_id from (values ${values}) as v(id, incident_id)
-    where alerts.id = v.id and alerts.tenant_id = ${tenantId} and alerts.incident_id is null returning alerts.id`.execute(trx);
-  const done = new Set(updated.map((r) => r.id));
-  const attached = links.filter((l) => done.has(l.alert.id));
-  const skipped = links.filter((l) => !done.has(l.alert.id));
-  if (skipped.length > 0) {
-    const now = await trx.selectFrom('alerts').select(['id', 'incident_id']).where('id', 'in', skipped.map((l) => l.alert.id)).execute();
-    for (const r of now) {
-      out.set(r.id, { incidentId: r.incident_id!, correlated: false });
-      audit({ tenantId, action: 'alert.correlate.skipped', target: `alert:${r.id}`, delta: { incident: r.incident_id } });
-    }
+  const locked = new Map((await lockAlertRows(trx, links.map((l) => l.alert.id))).map((r) => [r.id, r]));
+  // Only the tenant's alerts that are still unlinked; the others keep what they have.
+  const attached = links.filter((l) => {
+    const row = locked.get(l.alert.id);
+    return row?.tenant_id === tenantId && row.incident_id === null;
+  });
+  if (attached.length > 0) {
+    const values = sql.join(attached.map((l) => sql`(${l.alert.id}::uuid, ${l.incidentId}::uuid)`));
+    await sql`update alerts set incident_id = v.incident_id from (values ${values}) as v(id, incident_id) where alerts.id = v.id`.execute(trx);
+    await recordCorrelationKeys(trx, attached.map((l) => l.alert.id));
+  }
+  const linking = new Set(attached);
+  for (const l of links) {
+    const row = locked.get(l.alert.id);
+    if (!row || linking.has(l)) continue;
+    out.set(row.id, { incidentId: row.incident_id!, correlated: false });
+    audit({ tenantId, action: 'alert.correlate.skipped', target: `alert:${row.id}`, delta: { incident: row.incident_id } });
   }
   await appendTimelineEntries(
     trx,
@@ -267,33 +274,12 @@ function correlationLocks(tenantId: string, alerts: AlertRow[]) {
 }
 
 /**
- * For each alert, the open incident of the latest other alert within the window that shares its
- * host or one of its IPs or hashes: one query for the batch. Alerts with neither are not asked.
+ * For each alert, the open incident with an alert sharing its host, or one of its IPs or hashes,
+ * received within the window: one query for the batch (findIncidentsByKeys). Asked only for
+ * alerts not linked yet, so an alert never finds itself.
  */
 async function findCorrelatedIncidents(db: Kysely<Database>, tenantId: string, alerts: AlertRow[], windowSeconds: number): Promise<Map<string, string>> {
-  const asks = alerts.map((a) => ({ id: a.id, ...correlationSubject(a.event as SentinelEvent) })).filter((q) => q.host || q.keys.length > 0);
-  if (asks.length === 0) return new Map();
-  // One arm per kind of match, each answered by its own index (migration 0007) and cut to its
-  // latest open-incident alert; the latest of the three wins. The IP and hash arms find their
-  // candidates by the GIN index alone (`offset 0` keeps the other conditions out of that scan):
-  // left to itself, the planner ANDs in a tenant/time index whose estimate lags a fast-growing
-  // table, and a storm's lookups went from 0.01 to 4.5 ms each.
-  const open = (candidates: ReturnType<typeof sql>) => sql`(
-    select c.incident_id, c.last_received_at from (${candidates}) c join incidents i on i.id = c.incident_id
-    where c.tenant_id = ${tenantId} and c.id <> q.id and i.status <> 'closed'
-      and c.last_received_at >= now() - make_interval(secs => ${windowSeconds})
-    order by c.last_received_at desc limit 1)`;
-  const linked = sql`select a.id, a.tenant_id, a.incident_id, a.last_received_at from alerts a where a.incident_id is not null`;
-  const { rows } = await sql<{ id: string; incident_id: string | null }>`
-    select q.id, (
-      select m.incident_id from (
-        ${open(sql`${linked} and a.tenant_id = ${tenantId} and coalesce(a.event->'host'->>'name', a.event->'host'->>'ip') = q.host`)}
-        union all ${open(sql`${linked} and (a.event->'observables'->'ip') ?| q.keys offset 0`)}
-        union all ${open(sql`${linked} and (a.event->'observables'->'hash') ?| q.keys offset 0`)}
-      ) m order by m.last_received_at desc limit 1
-    ) as incident_id
-    from jsonb_to_recordset(${JSON.stringify(asks)}::jsonb) as q(id uuid, host text, keys text[])`.execute(db);
-  return new Map(rows.filter((r) => r.incident_id).map((r) => [r.id, r.incident_id!]));
+  return findIncidentsByKeys(db, tenantId, alerts.map((a) => ({ id: a.id, keys: correlationKeys(a.event as SentinelEvent) })), windowSeconds);
 }
 
 function summaryOf(e: SentinelEvent): string {

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Insertable, type Kysely } from 'kysely';
 import type { QueueSystem } from '../../app/queue.ts';
 import { evaluateCondition } from '../../engine/expressions.ts';
+import { lockAlertRows } from '../../store/alert-rows.ts';
 import { auditedWrite } from '../../store/audit-log.ts';
+import { refreshCorrelationKeys } from '../../store/correlation-keys.ts';
 import { GroupCommit } from '../../store/group-commit.ts';
 import type { Database, EventsTable } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
@@ -29,6 +31,8 @@ interface OpenAlert {
   lastSeen: Date;
   added: number;
   severity: number;
+  /** An existing alert's incident: its repeats refresh the incident's correlation keys. */
+  incidentId?: string | null;
   /** The first event and title of an alert this transaction creates; existing alerts need neither. */
   created?: { event: SentinelEvent; title: string };
 }
@@ -169,7 +173,7 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
     const existing = live.length
       ? await trx
           .selectFrom('alerts')
-          .select(['id', 'fingerprint', 'occurrences', 'last_seen', 'severity'])
+          .select(['id', 'fingerprint', 'occurrences', 'last_seen', 'severity', 'incident_id'])
           .where('tenant_id', '=', tenantId)
           .where('fingerprint', 'in', live)
           .where('status', '!=', 'closed')
@@ -180,7 +184,7 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
     const open = new Map<string, OpenAlert>();
     for (const a of existing) {
       if (!open.has(a.fingerprint)) {
-        open.set(a.fingerprint, { id: a.id, fingerprint: a.fingerprint, occurrences: a.occurrences, lastSeen: a.last_seen, added: 0, severity: a.severity });
+        open.set(a.fingerprint, { id: a.id, fingerprint: a.fingerprint, occurrences: a.occurrences, lastSeen: a.last_seen, added: 0, severity: a.severity, incidentId: a.incident_id });
       }
     }
     const notified = deps.notifies?.(tenantId, config) ?? true;
@@ -257,11 +261,6 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
         )
         .execute();
     }
-    if (bumped.length) {
-      const values = sql.join(bumped.map((a) => sql`(${a.id}::uuid, ${a.added}::int, ${a.lastSeen}::timestamptz)`));
-      await sql`update alerts set occurrences = alerts.occurrences + v.n, last_seen = greatest(alerts.last_seen, v.ls), last_received_at = now()
-                from (values ${values}) as v(id, n, ls) where alerts.id = v.id`.execute(trx);
-    }
     if (eventRows.length) await trx.insertInto('events').values(eventRows).execute();
     for (const [ruleId, n] of ruleHits) {
       await trx
@@ -272,6 +271,15 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
     }
     await incrementCounters(trx, [{ tenantId, delta: totals }]);
     await trx.insertInto('pipeline_batches').values(batchRows).execute();
+    // Last, so the repeats' row locks, which the enrich and case stages wait for, are held only
+    // until the commit.
+    if (bumped.length) {
+      await lockAlertRows(trx, bumped.map((a) => a.id));
+      const values = sql.join(bumped.map((a) => sql`(${a.id}::uuid, ${a.added}::int, ${a.lastSeen}::timestamptz)`));
+      await sql`update alerts set occurrences = alerts.occurrences + v.n, last_seen = greatest(alerts.last_seen, v.ls), last_received_at = now()
+                from (values ${values}) as v(id, n, ls) where alerts.id = v.id`.execute(trx);
+      await refreshCorrelationKeys(trx, bumped.filter((a) => a.incidentId).map((a) => a.id));
+    }
     return committed();
   });
 }

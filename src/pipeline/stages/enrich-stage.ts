@@ -3,6 +3,7 @@ import type { IntelLookup, IntelOutcome } from '../../commands/ports.ts';
 import { toReflexError } from '../../errors.ts';
 import { CortexClient } from '../../integrations/cortex/cortex-client.ts';
 import type { IntelObservable, IntelVerdict } from '../../integrations/ports.ts';
+import { lockAlertRows } from '../../store/alert-rows.ts';
 import { auditedWrite } from '../../store/audit-log.ts';
 import type { Database } from '../../store/schema.ts';
 import { GLOBAL_TENANT, type SecretsVault } from '../../store/secrets-vault.ts';
@@ -99,6 +100,7 @@ export async function runEnrichStage(batch: AlertBatch, deps: EnrichDeps): Promi
   if (records.size > 0) {
     await auditedWrite(deps.db, 'pipeline', async (trx, audit) => {
       const values = sql.join([...records].map(([id, r]) => sql`(${id}::uuid, ${JSON.stringify(r)}::jsonb)`));
+      await lockAlertRows(trx, [...records.keys()]);
       await sql`update alerts set enrichment = v.record from (values ${values}) as v(id, record) where alerts.id = v.id`.execute(trx);
       for (const [id, r] of records) {
         audit({
