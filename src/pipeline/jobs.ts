@@ -16,20 +16,35 @@ export const PIPELINE_QUEUES = {
 } as const;
 export type PipelineStage = keyof typeof PIPELINE_QUEUES;
 
-/** Raw payloads as accepted by a hook: one job per (tenant, source) per ingest flush. */
+const normalizerRef = z.object({ source: z.enum(NORMALIZER_SOURCES), genericName: z.string().optional() });
+export type NormalizerRef = z.infer<typeof normalizerRef>;
+
+/**
+ * Raw payloads as accepted by hooks: one job per tenant and urgency per ingest flush, whatever the
+ * sources (a storm from three sources is a third of the jobs it would be with one per source).
+ * `source`/`genericName` say which normalizer the items need; a job that mixes sources says it per
+ * item in `sources` instead, and `source` is then only its first item's (a label).
+ */
 export const normalizeJob = z.object({
   batchId: z.string().min(1),
   tenantId: z.string().min(1),
   source: z.enum(NORMALIZER_SOURCES),
   genericName: z.string().optional(),
+  /** Per item, when the items come from more than one source (or generic hook). */
+  sources: z.array(normalizerRef).optional(),
   receivedAt: z.string(),
   items: z.array(z.unknown()).min(1),
   /** Events each item normalized to at ingest (what `accepted` counted), in item order. */
   counts: z.array(z.number().int().min(0)),
   /** Items with a SEV1/SEV2 event: the job skips the routine backlog (see alertJobPriority). */
   urgent: z.boolean().optional(),
-});
+}).refine((j) => !j.sources || j.sources.length === j.items.length, { message: 'must name one normalizer per item', path: ['sources'] });
 export type NormalizeJob = z.infer<typeof normalizeJob>;
+
+/** Which normalizer item `index` of a normalize job needs. */
+export function normalizerOf(job: NormalizeJob, index: number): NormalizerRef {
+  return job.sources?.[index] ?? { source: job.source, ...(job.genericName ? { genericName: job.genericName } : {}) };
+}
 
 export const dedupeJob = z.object({
   batchId: z.string().min(1),

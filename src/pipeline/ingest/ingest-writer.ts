@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import type { QueueSystem } from '../../app/queue.ts';
 import type { Database } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
-import { PIPELINE_QUEUES, alertJobPriority, type NormalizeJob } from '../jobs.ts';
+import { PIPELINE_QUEUES, alertJobPriority, type NormalizeJob, type NormalizerRef } from '../jobs.ts';
 import type { NormalizerSource } from '../normalize/index.ts';
 
 interface Pending {
@@ -21,7 +21,7 @@ interface Pending {
 
 /**
  * Group commit for hooks: requests arriving within `maxDelayMs` of each other are written as a few
- * normalize jobs (one per tenant, source and urgency, at most `maxItemsPerJob` payloads each) in one
+ * normalize jobs (one per tenant and urgency, at most `maxItemsPerJob` payloads each) in one
  * `addBulk`, and their `accepted` counts in one statement. Each request's promise resolves only
  * after both are stored, so a 202 always means durable; at webhook rates this turns thousands of
  * queue round trips a second into tens.
@@ -54,16 +54,20 @@ export class IngestWriter {
     this.pendingItems = 0;
     if (batch.length === 0) return;
     const receivedAt = new Date().toISOString();
-    const groups = new Map<string, { tenantId: string; source: NormalizerSource; genericName: string | undefined; urgent: boolean; items: unknown[]; counts: number[] }>();
+    // One group per tenant and urgency: items from every source and generic hook travel together,
+    // each with its normalizer (see normalizeJob).
+    const groups = new Map<string, { tenantId: string; urgent: boolean; items: unknown[]; counts: number[]; refs: NormalizerRef[] }>();
     const accepted = new Map<string, number>();
     for (const p of batch) {
+      const ref: NormalizerRef = { source: p.source, ...(p.genericName ? { genericName: p.genericName } : {}) };
       p.items.forEach((item, i) => {
         const urgent = p.urgent?.[i] ?? false;
-        const key = `${p.tenantId}\u0000${p.source}\u0000${p.genericName ?? ''}\u0000${urgent ? 'u' : 'r'}`;
+        const key = `${p.tenantId}\u0000${urgent ? 'u' : 'r'}`;
         let g = groups.get(key);
-        if (!g) groups.set(key, (g = { tenantId: p.tenantId, source: p.source, genericName: p.genericName, urgent, items: [], counts: [] }));
+        if (!g) groups.set(key, (g = { tenantId: p.tenantId, urgent, items: [], counts: [], refs: [] }));
         g.items.push(item);
         g.counts.push(p.counts[i] ?? 1);
+        g.refs.push(ref);
       });
       accepted.set(p.tenantId, (accepted.get(p.tenantId) ?? 0) + p.counts.reduce((a, b) => a + b, 0));
     }
@@ -71,13 +75,16 @@ export class IngestWriter {
     for (const g of groups.values()) {
       for (let i = 0; i < g.items.length; i += this.opts.maxItemsPerJob) {
         const batchId = randomUUID();
+        const refs = g.refs.slice(i, i + this.opts.maxItemsPerJob);
+        const first = refs[0]!;
+        const mixed = refs.some((r) => r.source !== first.source || r.genericName !== first.genericName);
         jobs.push({
-          name: g.source,
+          name: mixed ? 'mixed' : first.source,
           data: {
             batchId,
             tenantId: g.tenantId,
-            source: g.source,
-            ...(g.genericName ? { genericName: g.genericName } : {}),
+            ...first,
+            ...(mixed ? { sources: refs } : {}),
             receivedAt,
             items: g.items.slice(i, i + this.opts.maxItemsPerJob),
             counts: g.counts.slice(i, i + this.opts.maxItemsPerJob),

@@ -5,7 +5,7 @@ import { auditedWrite } from '../../store/audit-log.ts';
 import type { Database } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
 import type { SentinelEvent } from '../event.ts';
-import { PIPELINE_QUEUES, alertJobPriority, type DedupeJob, type NormalizeJob } from '../jobs.ts';
+import { PIPELINE_QUEUES, alertJobPriority, normalizerOf, type DedupeJob, type NormalizeJob } from '../jobs.ts';
 import { normalize } from '../normalize/index.ts';
 
 /**
@@ -17,8 +17,9 @@ export async function runNormalizeStage(job: NormalizeJob, deps: { db: Kysely<Da
   const events: SentinelEvent[] = [];
   const failures: { index: number; error: string; item: unknown }[] = [];
   job.items.forEach((item, index) => {
+    const { source, genericName } = normalizerOf(job, index);
     try {
-      events.push(...normalize(job.source, item, { tenantId: job.tenantId, ...(job.genericName ? { genericName: job.genericName } : {}) }));
+      events.push(...normalize(source, item, { tenantId: job.tenantId, ...(genericName ? { genericName } : {}) }));
     } catch (err) {
       failures.push({ index, error: toReflexError(err).message, item });
     }
@@ -37,7 +38,8 @@ export async function runNormalizeStage(job: NormalizeJob, deps: { db: Kysely<Da
             queue: PIPELINE_QUEUES.normalize,
             job_id: `normalize-${job.batchId}#${f.index}`,
             tenant_id: job.tenantId,
-            data: JSON.stringify({ ...job, items: [f.item], counts: [job.counts[f.index] ?? 1] }),
+            // A job of its own, with its own normalizer, replayable alone.
+            data: JSON.stringify(singleItemJob(job, f.index)),
             error: f.error,
             attempts: 1,
           })),
@@ -56,4 +58,10 @@ export async function runNormalizeStage(job: NormalizeJob, deps: { db: Kysely<Da
     await deps.queues.add(PIPELINE_QUEUES.dedupe, job.source, next, { jobId: `dedupe-${job.batchId}`, ...alertJobPriority(job.urgent) });
   }
   return { events: events.length, deadLettered: failures.length };
+}
+
+/** Item `index` of a job as a job of its own (its normalizer named at the top, no `sources`). */
+function singleItemJob(job: NormalizeJob, index: number): NormalizeJob {
+  const { sources: _perItem, genericName: _jobs, ...rest } = job;
+  return { ...rest, ...normalizerOf(job, index), items: [job.items[index]], counts: [job.counts[index] ?? 1] };
 }
