@@ -13,6 +13,10 @@ import { sql, type Kysely } from 'kysely';
  * measured on the 20,000-alert storm's data. The rows are written when alerts are linked to an
  * incident and refreshed when a linked alert repeats (at most once a second per row).
  *
+ * `correlation_pending` holds the keys of alerts the case stage left without an incident, for the
+ * correlation window, so an incident that opens meanwhile (a SEV1 in its own lane, racing a
+ * related routine alert) takes them in (src/store/correlation-keys.ts).
+ *
  * With that, the alerts table no longer needs the six correlation indexes (migration 0002's
  * and 0007's, the latter a duplicate set of the former), nor `alerts_tenant_fingerprint`, which no
  * query uses since `alerts_dedupe`. The dedupe index drops `last_received_at`: a repeat updates
@@ -42,6 +46,18 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       primary key (tenant_id, key, incident_id)
     )`.execute(db);
   await sql`create index correlation_keys_incident on correlation_keys (incident_id)`.execute(db);
+  // Alerts the case stage left without an incident, by key, for the window: an incident opened
+  // at the same moment (a SEV1 in its own lane) looks here and takes them in.
+  await sql`
+    create table correlation_pending (
+      tenant_id text not null,
+      key text not null,
+      alert_id uuid not null references alerts(id) on delete cascade,
+      created_at timestamptz not null default now(),
+      primary key (tenant_id, key, alert_id)
+    )`.execute(db);
+  await sql`create index correlation_pending_alert on correlation_pending (alert_id)`.execute(db);
+  await sql`create index correlation_pending_age on correlation_pending (tenant_id, created_at)`.execute(db);
   await sql`
     insert into correlation_keys (tenant_id, key, incident_id, last_received_at)
     select a.tenant_id, k.key, a.incident_id, max(a.last_received_at)
@@ -65,6 +81,7 @@ export async function down(db: Kysely<unknown>): Promise<void> {
             where incident_id is not null`.execute(db);
   await sql`create index alerts_correlation_ip on alerts using gin ((event->'observables'->'ip')) with (fastupdate = off) where incident_id is not null`.execute(db);
   await sql`create index alerts_correlation_hash on alerts using gin ((event->'observables'->'hash')) with (fastupdate = off) where incident_id is not null`.execute(db);
+  await sql`drop table correlation_pending`.execute(db);
   await sql`drop table correlation_keys`.execute(db);
   await sql`drop function correlation_keys_of(jsonb)`.execute(db);
 }

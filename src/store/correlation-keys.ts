@@ -87,3 +87,44 @@ export async function findIncidentsByKeys(
     from jsonb_to_recordset(${JSON.stringify(wanted)}::jsonb) as q(id uuid, keys text[])`.execute(db);
   return new Map(rows.filter((r) => r.incident_id).map((r) => [r.id, r.incident_id!]));
 }
+
+/**
+ * Alerts the case stage left without an incident: their keys are kept for the window, so an
+ * incident that opens meanwhile can take them in (incidentsTakePending). Written in a statement
+ * of its own (committed) before the caller looks for incidents once more: whichever of that
+ * look and the opening of a related incident comes second sees the other.
+ */
+export async function recordPendingAlerts(db: Db, alertIds: readonly string[]): Promise<void> {
+  if (alertIds.length === 0) return;
+  await sql`
+    insert into correlation_pending (tenant_id, key, alert_id)
+    select a.tenant_id, k.key, a.id
+    from alerts a cross join lateral correlation_keys_of(a.event) as k(key)
+    where a.id = any(${[...alertIds]}::uuid[]) and a.incident_id is null
+    order by 1, 2, 3
+    on conflict do nothing`.execute(db);
+}
+
+/** These alerts are linked now: nothing is pending for them any more. */
+export async function clearPendingAlerts(db: Db, alertIds: readonly string[]): Promise<void> {
+  if (alertIds.length === 0) return;
+  await sql`delete from correlation_pending where alert_id = any(${[...alertIds]}::uuid[])`.execute(db);
+}
+
+/**
+ * For incidents just opened (and committed), the pending alerts of the tenant within the window
+ * that share a key with one of them, each with the incident whose key was seen last. Pending rows
+ * older than the window are deleted on the way.
+ */
+export async function incidentsTakePending(db: Db, tenantId: string, incidentIds: readonly string[], windowSeconds: number): Promise<Map<string, string>> {
+  if (incidentIds.length === 0) return new Map();
+  await sql`delete from correlation_pending where tenant_id = ${tenantId} and created_at < now() - make_interval(secs => ${windowSeconds})`.execute(db);
+  const { rows } = await sql<{ alert_id: string; incident_id: string }>`
+    select distinct on (p.alert_id) p.alert_id, c.incident_id
+    from correlation_keys c
+    join correlation_pending p on p.tenant_id = c.tenant_id and p.key = c.key
+    where c.tenant_id = ${tenantId} and c.incident_id = any(${[...incidentIds]}::uuid[])
+      and p.created_at >= now() - make_interval(secs => ${windowSeconds})
+    order by p.alert_id, c.last_received_at desc`.execute(db);
+  return new Map(rows.map((r) => [r.alert_id, r.incident_id]));
+}

@@ -89,6 +89,14 @@ export interface CorrelationKeysTable {
   last_received_at: ColumnType<Date, Date | string, Date | string>;
 }
 
+/** Keys of alerts left without an incident, kept for the correlation window (see correlation-keys.ts). */
+export interface CorrelationPendingTable {
+  tenant_id: string;
+  key: string;
+  alert_id: string;
+  created_at: CreatedAt;
+}
+
 export interface EventsTable {
   id: Generated<string>;
   tenant_id: string;
@@ -331,6 +339,7 @@ export interface Database {
   incident_channels: IncidentChannelsTable;
   alerts: AlertsTable;
   correlation_keys: CorrelationKeysTable;
+  correlation_pending: CorrelationPendingTable;
   events: EventsTable;
   playbook_runs: PlaybookRunsTable;
   run_steps: RunStepsTable;

@@ -4,7 +4,7 @@ import type { CaseObservableKind, CaseSystem } from '../../integrations/ports.ts
 import { TheHiveClient } from '../../integrations/thehive/thehive-client.ts';
 import { lockAlertRows } from '../../store/alert-rows.ts';
 import { auditedWrite, type AuditEntry } from '../../store/audit-log.ts';
-import { findIncidentsByKeys, recordCorrelationKeys } from '../../store/correlation-keys.ts';
+import { clearPendingAlerts, findIncidentsByKeys, incidentsTakePending, recordCorrelationKeys, recordPendingAlerts } from '../../store/correlation-keys.ts';
 import { appendTimelineEntries, createIncidentsIn, type IncidentEvents } from '../../store/incidents.ts';
 import type { Database, Incident } from '../../store/schema.ts';
 import { GLOBAL_TENANT, type SecretsVault } from '../../store/secrets-vault.ts';
@@ -43,6 +43,9 @@ export interface CaseOutcome {
  *   IPs and hashes), so two related alerts processed at once cannot open two incidents, while
  *   unrelated batches (a storm's SEV1s on different hosts) do not wait for each other. The
  *   batch's routine alerts then get one more look, for incidents their neighbours just opened.
+ * - An alert still without an incident leaves its keys for the window (correlation_pending) and
+ *   looks once more; an incident opened here takes in the pending alerts that share its keys. So
+ *   a routine alert and a related SEV1 in the urgent lane meet whichever is handled first.
  * - TheHive: an alert for SEV2+ with sourceRef = fingerprint (TheHive's own dedupe key; its 400
  *   CreateError on a duplicate means "already there"), promoted to a case for SEV1 or correlated
  *   alerts; the ids are stored on the alert.
@@ -68,6 +71,13 @@ export async function runCaseStage(batch: AlertBatch, deps: CaseDeps): Promise<B
   if (openers.length > 0) for (const [id, o] of await openIncidents(deps, batch.tenantId, openers, window)) outcomes.set(id, o);
   const rest = unlinked.filter((a) => !outcomes.has(a.id) && !failed.has(a.id));
   if (rest.length > 0 && [...outcomes.values()].some((o) => o.createdIncident)) await attach(rest);
+  // Still alone: leave the keys where an incident opening now will look (its own lane may be a
+  // moment behind), then look once more for one that opened meanwhile.
+  const alone = rest.filter((a) => !outcomes.has(a.id));
+  if (alone.length > 0) {
+    await recordPendingAlerts(deps.db, alone.map((a) => a.id));
+    await attach(alone);
+  }
   for (const a of rest) if (!outcomes.has(a.id)) outcomes.set(a.id, { incidentId: null, correlated: false, createdIncident: false });
 
   const hiveBound = rows.filter((a) => a.severity <= 2 && outcomes.has(a.id));
@@ -138,6 +148,12 @@ async function openIncidents(deps: CaseDeps, tenantId: string, openers: AlertRow
     return result;
   });
   for (const incident of opened) await deps.incidentEvents?.emit({ type: 'incident.created', incident });
+  // Related alerts that went through this stage a moment ago and found no incident: they join.
+  const taken = await incidentsTakePending(deps.db, tenantId, opened.map((i) => i.id), windowSeconds);
+  if (taken.size > 0) {
+    const { rows } = await loadBatchAlerts(deps.db, { tenantId, alertIds: [...taken.keys()] });
+    await attachToIncidents(deps.db, tenantId, rows.filter((a) => !a.incident_id).map((alert) => ({ alert, incidentId: taken.get(alert.id)! })));
+  }
   return out;
 }
 
@@ -235,6 +251,7 @@ async function attachIn(
     const values = sql.join(attached.map((l) => sql`(${l.alert.id}::uuid, ${l.incidentId}::uuid)`));
     await sql`update alerts set incident_id = v.incident_id from (values ${values}) as v(id, incident_id) where alerts.id = v.id`.execute(trx);
     await recordCorrelationKeys(trx, attached.map((l) => l.alert.id));
+    await clearPendingAlerts(trx, attached.map((l) => l.alert.id));
   }
   const linking = new Set(attached);
   for (const l of links) {

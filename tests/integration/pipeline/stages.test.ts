@@ -3,7 +3,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { auditedWrite } from '../../../src/store/audit-log.ts';
 import { pipelineFeature } from '../../../src/pipeline/pipeline-feature.ts';
 import { addIngestToken, generateIngestToken } from '../../../src/pipeline/ingest/ingest-credentials.ts';
+import { runCaseStage } from '../../../src/pipeline/stages/case-stage.ts';
 import type { EnrichmentRecord } from '../../../src/pipeline/stages/enrich-stage.ts';
+import { TenantDirectory } from '../../../src/pipeline/tenant-directory.ts';
 import { fixtureJson, fixtureText } from '../../helpers/fixtures.ts';
 import { settle, stats } from '../../helpers/pipeline.ts';
 import { startTestServer, type TestServer } from '../../helpers/test-server.ts';
@@ -252,6 +254,43 @@ describe('pipeline stages', () => {
     expect(alerts[0]!.incident_id).toBeTruthy();
     const timeline = await s.store.db.selectFrom('timeline_entries').select('kind').where('incident_id', '=', alerts[0]!.incident_id!).execute();
     expect(timeline.map((e) => e.kind).filter((k) => k.startsWith('incident.') || k.startsWith('alert.')).sort()).toEqual(['alert.correlated', 'incident.created']);
+  });
+
+  it('takes in a related routine alert that went through the case stage just before the SEV1 opened its incident', async () => {
+    // The race of the two lanes: the routine alert's case stage finds no incident (the SEV1's,
+    // in the urgent lane, is not open yet); the SEV1 opens one a moment later.
+    const t = await tenant();
+    const at = '2026-11-21T10:00:00Z';
+    const event = (severity: number, ip: string) => ({
+      version: 1, client_id: t.id, source: 'generic:kiosk', event_type: severity === 1 ? 'malware.detected' : 'auth.failed', severity, timestamp: at,
+      host: { name: 'kiosk-race', ip: null }, principal: { user: null }, observables: { ip: [ip], domain: [], url: [], hash: [] }, rule: null, raw: {},
+    });
+    const insert = async (severity: number, ip: string) =>
+      (await s.store.db.insertInto('alerts').values({
+        tenant_id: t.id, fingerprint: `race-${severity}`, source: 'generic:kiosk', event_type: 'x', severity, title: `race SEV${severity}`,
+        first_seen: at, last_seen: at, event: JSON.stringify(event(severity, ip)),
+      }).returning('id').executeTakeFirstOrThrow()).id;
+    const routine = await insert(4, '198.51.100.61');
+    const sev1 = await insert(1, '203.0.113.61');
+    const deps = { db: s.store.db, tenants: new TenantDirectory(s.store.db), vault: s.store.vault };
+
+    const first = await runCaseStage({ tenantId: t.id, alertIds: [routine] }, deps);
+    expect(first.results.get(routine)).toEqual({ incidentId: null, correlated: false, createdIncident: false });
+    expect(await s.store.db.selectFrom('correlation_pending').select('key').where('alert_id', '=', routine).orderBy('key').execute()).toEqual([{ key: 'host:kiosk-race' }, { key: 'obs:198.51.100.61' }]);
+
+    const second = await runCaseStage({ tenantId: t.id, alertIds: [sev1], urgent: true }, deps);
+    const incidentId = second.results.get(sev1)!.incidentId!;
+    expect(second.results.get(sev1)!.createdIncident).toBe(true);
+    const rows = await s.store.db.selectFrom('alerts').select(['id', 'incident_id']).where('tenant_id', '=', t.id).execute();
+    expect(Object.fromEntries(rows.map((r) => [r.id, r.incident_id]))).toEqual({ [routine]: incidentId, [sev1]: incidentId });
+    const timeline = await s.store.db.selectFrom('timeline_entries').select(['kind', 'data']).where('incident_id', '=', incidentId).orderBy('id').execute();
+    expect(timeline.map((e) => e.kind)).toEqual(['incident.created', 'alert.correlated']);
+    expect(timeline[1]!.data).toMatchObject({ alertId: routine });
+    expect(await s.store.db.selectFrom('correlation_pending').selectAll().where('alert_id', '=', routine).execute()).toEqual([]);
+    // Its keys now lead to the incident too.
+    expect(await s.store.db.selectFrom('correlation_keys').select('key').where('incident_id', '=', incidentId).orderBy('key').execute()).toEqual([
+      { key: 'host:kiosk-race' }, { key: 'obs:198.51.100.61' }, { key: 'obs:203.0.113.61' },
+    ]);
   });
 
   it('notifies once through the webhook despite a 429, honouring Retry-After, then posts "2nd occurrence" into the thread', async () => {
