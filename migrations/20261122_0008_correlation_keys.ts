@@ -6,7 +6,7 @@ import { sql, type Kysely } from 'kysely';
  * `correlation_keys` holds, per tenant, correlation key and incident, when an alert of that
  * incident with that key was last received. The keys are the ones the case stage correlates on:
  * `host:<name, else ip>` and `obs:<ip or hash>` (`correlation_keys_of(event)`, the SQL twin of
- * correlationKeys in src/pipeline/correlation.ts). "Is there an open incident with an alert sharing
+ * correlationKeys in src/pipeline/stages/case-stage.ts). "Is there an open incident with an alert sharing
  * a key within the window?" is then an index probe per key, whatever the number of alerts sharing
  * it. Before this, the lookup read every linked alert with the key (the storm of bench/pipeline
  * links hundreds to one attacker IP and thousands to one honeypot host): 7.5 ms per alert asked,

@@ -1,4 +1,5 @@
 import { sql, type Transaction } from 'kysely';
+import { clearPendingAlerts, recordCorrelationKeys } from './correlation-keys.ts';
 import type { Database } from './schema.ts';
 
 /** A locked alert's tenant and incident: they cannot change until the transaction ends. */
@@ -29,4 +30,18 @@ export async function lockAlertRows(trx: Transaction<Database>, alertIds: readon
   const { rows } = await sql<LockedAlert>`
     select id, tenant_id, incident_id from alerts where id = any(${[...alertIds]}::uuid[]) order by id for no key update`.execute(trx);
   return rows;
+}
+
+/**
+ * Links alerts to incidents by id (callers lock and check the rows first, see lockAlertRows), and
+ * keeps the correlation tables in step: the alerts' keys now lead to their incidents, and nothing
+ * is pending for them any more. Every link of an alert to an incident goes through here.
+ */
+export async function linkAlertsToIncidents(trx: Transaction<Database>, links: readonly { alertId: string; incidentId: string }[]): Promise<void> {
+  if (links.length === 0) return;
+  const values = sql.join(links.map((l) => sql`(${l.alertId}::uuid, ${l.incidentId}::uuid)`));
+  await sql`update alerts set incident_id = v.incident_id from (values ${values}) as v(id, incident_id) where alerts.id = v.id`.execute(trx);
+  const ids = links.map((l) => l.alertId);
+  await recordCorrelationKeys(trx, ids);
+  await clearPendingAlerts(trx, ids);
 }

@@ -12,6 +12,10 @@ import type { Database } from './schema.ts';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
+/** `alerts a` (these alerts) with each of their correlation keys as `k.key`, for a FROM clause. */
+const keysOfAlerts = (alertIds: readonly string[]) =>
+  sql`alerts a cross join lateral correlation_keys_of(a.event) as k(key) where a.id = any(${[...alertIds]}::uuid[])`;
+
 /** Records the keys of these alerts under their incidents (alerts not linked are skipped). */
 export async function recordCorrelationKeys(trx: Db, alertIds: readonly string[]): Promise<void> {
   if (alertIds.length === 0) return;
@@ -23,8 +27,7 @@ export async function recordCorrelationKeys(trx: Db, alertIds: readonly string[]
     insert into correlation_keys (tenant_id, key, incident_id, last_received_at)
     select n.tenant_id, n.key, n.incident_id, n.last_received_at from (
       select a.tenant_id, k.key, a.incident_id, max(a.last_received_at) as last_received_at
-      from alerts a cross join lateral correlation_keys_of(a.event) as k(key)
-      where a.id = any(${[...alertIds]}::uuid[]) and a.incident_id is not null
+      from ${keysOfAlerts(alertIds)} and a.incident_id is not null
       group by 1, 2, 3
     ) n
     where not exists (
@@ -49,8 +52,7 @@ export async function refreshCorrelationKeys(trx: Db, alertIds: readonly string[
   await sql`
     with wanted as materialized (
       select distinct a.tenant_id, k.key, a.incident_id
-      from alerts a cross join lateral correlation_keys_of(a.event) as k(key)
-      where a.id = any(${[...alertIds]}::uuid[]) and a.incident_id is not null
+      from ${keysOfAlerts(alertIds)} and a.incident_id is not null
     ), stale as (
       select c.tenant_id, c.key, c.incident_id from correlation_keys c
       join wanted w on c.tenant_id = w.tenant_id and c.key = w.key and c.incident_id = w.incident_id
@@ -99,8 +101,7 @@ export async function recordPendingAlerts(db: Db, alertIds: readonly string[]): 
   await sql`
     insert into correlation_pending (tenant_id, key, alert_id)
     select a.tenant_id, k.key, a.id
-    from alerts a cross join lateral correlation_keys_of(a.event) as k(key)
-    where a.id = any(${[...alertIds]}::uuid[]) and a.incident_id is null
+    from ${keysOfAlerts(alertIds)} and a.incident_id is null
     order by 1, 2, 3
     on conflict do nothing`.execute(db);
 }

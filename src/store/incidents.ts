@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { z } from 'zod';
 import { ReflexError } from '../errors.ts';
-import { lockAlertRows } from './alert-rows.ts';
+import { linkAlertsToIncidents, lockAlertRows } from './alert-rows.ts';
 import { auditedWrite, type AuditEntry } from './audit-log.ts';
-import { recordCorrelationKeys } from './correlation-keys.ts';
 import type { Database, Incident, IncidentChannelsTable, Severity, TimelineEntriesTable } from './schema.ts';
 
 /**
@@ -157,9 +156,7 @@ async function insertIncidents(trx: Transaction<Database>, audit: (entry: AuditE
         safeMessage: 'Some of the alerts to link do not exist in this tenant.',
       });
     }
-    const values = sql.join(links.map((l) => sql`(${l.alertId}::uuid, ${l.incidentId}::uuid)`));
-    await sql`update alerts set incident_id = v.incident_id from (values ${values}) as v(id, incident_id) where alerts.id = v.id`.execute(trx);
-    await recordCorrelationKeys(trx, links.map((l) => l.alertId));
+    await linkAlertsToIncidents(trx, links);
   }
   const facts = (v: (typeof valid)[number]) => ({ severity: v.severity, ...(v.alertIds.length ? { alertIds: v.alertIds } : {}) });
   await insertTimelines(

@@ -2,9 +2,9 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { ReflexError } from '../../errors.ts';
 import type { CaseObservableKind, CaseSystem } from '../../integrations/ports.ts';
 import { TheHiveClient } from '../../integrations/thehive/thehive-client.ts';
-import { lockAlertRows } from '../../store/alert-rows.ts';
+import { linkAlertsToIncidents, lockAlertRows } from '../../store/alert-rows.ts';
 import { auditedWrite, type AuditEntry } from '../../store/audit-log.ts';
-import { clearPendingAlerts, findIncidentsByKeys, incidentsTakePending, recordCorrelationKeys, recordPendingAlerts } from '../../store/correlation-keys.ts';
+import { findIncidentsByKeys, incidentsTakePending, recordPendingAlerts } from '../../store/correlation-keys.ts';
 import { appendTimelineEntries, createIncidentsIn, type IncidentEvents } from '../../store/incidents.ts';
 import type { Database, Incident } from '../../store/schema.ts';
 import { GLOBAL_TENANT, type SecretsVault } from '../../store/secrets-vault.ts';
@@ -69,14 +69,12 @@ export async function runCaseStage(batch: AlertBatch, deps: CaseDeps): Promise<B
   // and never take them.
   const openers = unlinked.filter((a) => !outcomes.has(a.id) && a.severity <= config.incident_threshold);
   if (openers.length > 0) for (const [id, o] of await openIncidents(deps, batch.tenantId, openers, window)) outcomes.set(id, o);
+  // Still alone: leave the keys where an incident opening now will look (a SEV1's lane may be a
+  // moment behind), then look once more, which also finds what this batch's openers just opened.
   const rest = unlinked.filter((a) => !outcomes.has(a.id) && !failed.has(a.id));
-  if (rest.length > 0 && [...outcomes.values()].some((o) => o.createdIncident)) await attach(rest);
-  // Still alone: leave the keys where an incident opening now will look (its own lane may be a
-  // moment behind), then look once more for one that opened meanwhile.
-  const alone = rest.filter((a) => !outcomes.has(a.id));
-  if (alone.length > 0) {
-    await recordPendingAlerts(deps.db, alone.map((a) => a.id));
-    await attach(alone);
+  if (rest.length > 0) {
+    await recordPendingAlerts(deps.db, rest.map((a) => a.id));
+    await attach(rest);
   }
   for (const a of rest) if (!outcomes.has(a.id)) outcomes.set(a.id, { incidentId: null, correlated: false, createdIncident: false });
 
@@ -111,10 +109,11 @@ async function openIncidents(deps: CaseDeps, tenantId: string, openers: AlertRow
   const out = await auditedWrite(deps.db, 'pipeline', async (trx, audit) => {
     const result = new Map<string, CaseOutcome>();
     await sql`select pg_advisory_xact_lock(l.id) from (${correlationLocks(tenantId, openers)}) as l order by l.id`.execute(trx);
-    // All the rows this transaction may link, in one ordered step (see lockAlertRows).
-    await lockAlertRows(trx, openers.map((a) => a.id));
-    const now = await trx.selectFrom('alerts').select(['id', 'incident_id']).where('id', 'in', openers.map((a) => a.id)).execute();
-    for (const r of now) if (r.incident_id) result.set(r.id, { incidentId: r.incident_id, correlated: false, createdIncident: false });
+    // All the rows this transaction may link, in one ordered step (see lockAlertRows); an alert
+    // linked meanwhile keeps its incident.
+    for (const r of await lockAlertRows(trx, openers.map((a) => a.id))) {
+      if (r.incident_id) result.set(r.id, { incidentId: r.incident_id, correlated: false, createdIncident: false });
+    }
     const pending = openers.filter((a) => !result.has(a.id));
     const late = await findCorrelatedIncidents(trx, tenantId, pending, windowSeconds);
     const links: { alert: AlertRow; incidentId: string }[] = [];
@@ -247,12 +246,7 @@ async function attachIn(
     const row = locked.get(l.alert.id);
     return row?.tenant_id === tenantId && row.incident_id === null;
   });
-  if (attached.length > 0) {
-    const values = sql.join(attached.map((l) => sql`(${l.alert.id}::uuid, ${l.incidentId}::uuid)`));
-    await sql`update alerts set incident_id = v.incident_id from (values ${values}) as v(id, incident_id) where alerts.id = v.id`.execute(trx);
-    await recordCorrelationKeys(trx, attached.map((l) => l.alert.id));
-    await clearPendingAlerts(trx, attached.map((l) => l.alert.id));
-  }
+  await linkAlertsToIncidents(trx, attached.map((l) => ({ alertId: l.alert.id, incidentId: l.incidentId })));
   const linking = new Set(attached);
   for (const l of links) {
     const row = locked.get(l.alert.id);
