@@ -1,5 +1,5 @@
 import { ReflexError } from '../../errors.ts';
-import { VendorHttpClient, isRecord } from '../http.ts';
+import { isRecord } from '../http.ts';
 import type { VendorFailure } from '../http.ts';
 import { requireIdempotencyKey } from '../containment-ports.ts';
 import type {
@@ -9,7 +9,7 @@ import type {
   HostContainmentStatus,
   MutationOptions,
 } from '../containment-ports.ts';
-import { BearerHttp, entraIdTokenSource } from '../msgraph/oauth-client-credentials.ts';
+import { entraAppApi, type BearerHttp } from '../msgraph/oauth-client-credentials.ts';
 import type { TokenSource } from '../msgraph/oauth-client-credentials.ts';
 
 export type DefenderIsolationType = 'Full' | 'Selective' | 'UnManagedDevice';
@@ -78,31 +78,14 @@ export class DefenderClient implements HostContainment {
   private readonly isolationType: DefenderIsolationType;
 
   constructor(opts: DefenderClientOptions) {
-    if (!opts.tenantId || !/^[A-Za-z0-9.-]+$/.test(opts.tenantId)) {
-      throw new ReflexError('config.invalid', 'Defender tenant id is empty or malformed', { safeMessage: 'Defender is misconfigured (tenant id).' });
-    }
-    const http = new VendorHttpClient({
+    this.api = entraAppApi(opts, {
       vendor: VENDOR,
+      label: 'Defender',
       baseUrl: opts.baseUrl ?? 'https://api.securitycenter.microsoft.com',
+      defaultScope: () => 'https://api.securitycenter.microsoft.com/.default',
       describeError: describeDefenderError,
       mapError: mapDefenderError,
-      ...(opts.now === undefined ? {} : { now: opts.now }),
-      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
-      ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
-    });
-    const tokens =
-      opts.tokens ??
-      entraIdTokenSource({
-        loginUrl: opts.loginUrl,
-        tenantId: opts.tenantId,
-        clientId: opts.clientId,
-        clientSecret: opts.clientSecret,
-        scope: opts.scope ?? 'https://api.securitycenter.microsoft.com/.default',
-        now: opts.now,
-        timeoutMs: opts.timeoutMs,
-        fetch: opts.fetch,
-      });
-    this.api = new BearerHttp(http, tokens);
+    }).api;
     this.isolationType = opts.isolationType ?? 'Full';
   }
 

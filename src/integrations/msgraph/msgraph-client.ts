@@ -1,10 +1,10 @@
 import { createHash, randomInt } from 'node:crypto';
 import { ReflexError } from '../../errors.ts';
-import { VendorHttpClient, isRecord } from '../http.ts';
+import { isRecord } from '../http.ts';
 import type { VendorFailure } from '../http.ts';
 import { requireIdempotencyKey } from '../containment-ports.ts';
 import type { IdentityProvider, IdentityReceipt, MutationOptions, ResetPasswordOptions } from '../containment-ports.ts';
-import { BearerHttp, entraIdTokenSource } from './oauth-client-credentials.ts';
+import { entraAppApi, type BearerHttp } from './oauth-client-credentials.ts';
 import type { TokenSource } from './oauth-client-credentials.ts';
 
 export interface MicrosoftGraphClientOptions {
@@ -37,34 +37,14 @@ export const VENDOR = 'Microsoft Graph';
  * by `mapError`, and the API's base URL. Shared by the identity and mailbox clients.
  */
 export function graphApi(opts: MicrosoftGraphClientOptions, mapError: (failure: VendorFailure) => ReflexError | undefined): { api: BearerHttp; base: URL } {
-  if (!opts.tenantId || !/^[A-Za-z0-9.-]+$/.test(opts.tenantId)) {
-    throw new ReflexError('config.invalid', 'Microsoft Graph tenant id is empty or malformed', {
-      safeMessage: 'Microsoft Graph is misconfigured (tenant id).',
-    });
-  }
-  const http = new VendorHttpClient({
+  return entraAppApi(opts, {
     vendor: VENDOR,
+    label: 'Microsoft Graph',
     baseUrl: opts.graphUrl ?? 'https://graph.microsoft.com',
+    defaultScope: (base) => `${base.origin}/.default`,
     describeError: describeGraphError,
     mapError,
-    ...(opts.now === undefined ? {} : { now: opts.now }),
-    ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
-    ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
   });
-  const base = http.url('/');
-  const tokens =
-    opts.tokens ??
-    entraIdTokenSource({
-      loginUrl: opts.loginUrl,
-      tenantId: opts.tenantId,
-      clientId: opts.clientId,
-      clientSecret: opts.clientSecret,
-      scope: opts.scope ?? `${base.origin}/.default`,
-      now: opts.now,
-      timeoutMs: opts.timeoutMs,
-      fetch: opts.fetch,
-    });
-  return { api: new BearerHttp(http, tokens), base };
 }
 
 /**

@@ -228,3 +228,63 @@ export function entraIdTokenSource(opts: {
     ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
   });
 }
+
+/** How an Entra ID app registration that calls a Microsoft API (Graph, Defender) is configured. */
+export interface EntraAppOptions {
+  /** Entra ID tenant (directory) id or verified domain. */
+  tenantId: string;
+  clientId: string;
+  clientSecret: string;
+  loginUrl?: string | undefined;
+  scope?: string | undefined;
+  /** A token source to share (tests, or one login for several clients); built from the above otherwise. */
+  tokens?: TokenSource | undefined;
+  timeoutMs?: number | undefined;
+  fetch?: typeof fetch | undefined;
+  now?: (() => number) | undefined;
+}
+
+/**
+ * A Microsoft API called as an Entra ID app: the tenant id checked, a VendorHttpClient with the
+ * API's error description and mapping, client-credentials tokens (or `app.tokens`) for the scope
+ * (default `defaultScope(base)`), bearer authentication. Returns the client and the API's base URL.
+ */
+export function entraAppApi(
+  app: EntraAppOptions,
+  api: {
+    vendor: string;
+    /** How messages name the API: "<label> tenant id is empty or malformed". */
+    label: string;
+    baseUrl: string;
+    defaultScope: (base: URL) => string;
+    describeError: (body: unknown) => string | undefined;
+    mapError: (failure: VendorFailure) => ReflexError | undefined;
+  },
+): { api: BearerHttp; base: URL } {
+  if (!app.tenantId || !/^[A-Za-z0-9.-]+$/.test(app.tenantId)) {
+    throw new ReflexError('config.invalid', `${api.label} tenant id is empty or malformed`, { safeMessage: `${api.label} is misconfigured (tenant id).` });
+  }
+  const http = new VendorHttpClient({
+    vendor: api.vendor,
+    baseUrl: api.baseUrl,
+    describeError: api.describeError,
+    mapError: api.mapError,
+    ...(app.now === undefined ? {} : { now: app.now }),
+    ...(app.timeoutMs === undefined ? {} : { timeoutMs: app.timeoutMs }),
+    ...(app.fetch === undefined ? {} : { fetch: app.fetch }),
+  });
+  const base = http.url('/');
+  const tokens =
+    app.tokens ??
+    entraIdTokenSource({
+      loginUrl: app.loginUrl,
+      tenantId: app.tenantId,
+      clientId: app.clientId,
+      clientSecret: app.clientSecret,
+      scope: app.scope ?? api.defaultScope(base),
+      now: app.now,
+      timeoutMs: app.timeoutMs,
+      fetch: app.fetch,
+    });
+  return { api: new BearerHttp(http, tokens), base };
+}
