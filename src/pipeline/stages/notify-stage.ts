@@ -6,9 +6,12 @@ import type { EnrichmentRecord } from './enrich-stage.ts';
 import type { SentinelEvent } from '../event.ts';
 import type { AlertBatch } from '../jobs.ts';
 import type { TenantPipelineConfig } from '../tenant-config.ts';
-import { eachLimited, loadBatchAlerts, type AlertRow, type BatchOutcome } from './alert-batch.ts';
+import { eachLimited, loadBatchAlerts, loadBatchAlertsWithEnrichment, type AlertRow, type BatchOutcome } from './alert-batch.ts';
 import type { Notifier } from '../notifiers.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
+
+/** An alert as notify reads it: with its enrichment record when a first message will show it. */
+type NotifyRow = AlertRow & { enrichment?: unknown };
 
 const SEVERITY_NAME = { 1: 'SEV1 critical', 2: 'SEV2 high', 3: 'SEV3 medium', 4: 'SEV4 info' } as const;
 
@@ -44,11 +47,13 @@ export async function runNotifyStage(
   batch: AlertBatch,
   deps: { db: Kysely<Database>; tenants: TenantDirectory; notifiers: readonly Notifier[]; concurrency?: number },
 ): Promise<BatchOutcome<{ sent: string[]; skipped: string[] }>> {
-  const { rows, missing } = await loadBatchAlerts(deps.db, batch);
-  const out: BatchOutcome<{ sent: string[]; skipped: string[] }> = { results: new Map(), failed: missing };
   const config = await deps.tenants.config(batch.tenantId);
   const notifiers = deps.notifiers.filter((n) => n.enabledFor(batch.tenantId, config));
-  const due: AlertRow[] = [];
+  // Only a first message shows the enrichment record; it is the bulk of an alert row.
+  const { rows, missing }: { rows: NotifyRow[]; missing: Map<string, unknown> } =
+    notifiers.length > 0 && batch.kind !== 'repeat' ? await loadBatchAlertsWithEnrichment(deps.db, batch) : await loadBatchAlerts(deps.db, batch);
+  const out: BatchOutcome<{ sent: string[]; skipped: string[] }> = { results: new Map(), failed: missing };
+  const due: NotifyRow[] = [];
   for (const alert of rows) {
     if (alert.severity > config.notify.min_severity || alert.status === 'suppressed') {
       out.results.set(alert.id, { sent: [], skipped: deps.notifiers.map((n) => `${n.name}:below-threshold`) });
@@ -80,7 +85,7 @@ async function notifyAlert(
   batch: AlertBatch,
   config: TenantPipelineConfig,
   notifiers: readonly Notifier[],
-  alert: AlertRow,
+  alert: NotifyRow,
   throttleOf: (channel: string) => Selectable<NotificationThrottleTable> | undefined,
 ): Promise<{ sent: string[]; skipped: string[] }> {
   const sent: string[] = [];
@@ -96,7 +101,7 @@ async function notifyAlert(
       const { ref } = await notifier.send({
         tenantId: batch.tenantId,
         config,
-        message: alertMessage(alert, event, alert.enrichment as EnrichmentRecord | null),
+        message: alertMessage(alert, event, (alert.enrichment ?? null) as EnrichmentRecord | null),
         idempotencyKey: `alert-${alert.id}-first`,
       });
       await recordSend(db, batch.tenantId, alert, notifier.name, ref, 'first');
