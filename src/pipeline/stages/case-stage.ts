@@ -12,7 +12,7 @@ import type { SentinelEvent } from '../event.ts';
 import type { AlertBatch } from '../jobs.ts';
 import type { TenantPipelineConfig } from '../tenant-config.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
-import { eachLimited, loadBatchAlerts, type AlertRow, type BatchOutcome } from './alert-batch.ts';
+import { alertsTarget, eachLimited, loadBatchAlerts, type AlertRow, type BatchOutcome } from './alert-batch.ts';
 
 export interface CaseDeps {
   db: Kysely<Database>;
@@ -248,12 +248,16 @@ async function attachIn(
   });
   await linkAlertsToIncidents(trx, attached.map((l) => ({ alertId: l.alert.id, incidentId: l.incidentId })));
   const linking = new Set(attached);
+  // One audit entry for the alerts skipped and one per incident joined, each naming its alerts.
+  const skipped: Record<string, string | null> = {};
   for (const l of links) {
     const row = locked.get(l.alert.id);
     if (!row || linking.has(l)) continue;
     out.set(row.id, { incidentId: row.incident_id!, correlated: false });
-    audit({ tenantId, action: 'alert.correlate.skipped', target: `alert:${row.id}`, delta: { incident: row.incident_id } });
+    skipped[row.id] = row.incident_id;
   }
+  const skippedIds = Object.keys(skipped);
+  if (skippedIds.length > 0) audit({ tenantId, action: 'alert.correlate.skipped', target: alertsTarget(skippedIds), delta: { alerts: skipped } });
   await appendTimelineEntries(
     trx,
     attached.map(({ alert, incidentId }) => ({
@@ -265,10 +269,14 @@ async function attachIn(
       data: { alertId: alert.id, fingerprint: alert.fingerprint },
     })),
   );
+  const joined = new Map<string, string[]>();
   for (const { alert, incidentId } of attached) {
     out.set(alert.id, { incidentId, correlated: true });
-    audit({ tenantId, action: 'alert.correlate', target: `alert:${alert.id}`, delta: { incident: incidentId } });
+    const ids = joined.get(incidentId);
+    if (ids) ids.push(alert.id);
+    else joined.set(incidentId, [alert.id]);
   }
+  for (const [incidentId, alerts] of joined) audit({ tenantId, action: 'alert.correlate', target: `incident:${incidentId}`, delta: { alerts } });
   return out;
 }
 

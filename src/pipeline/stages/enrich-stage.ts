@@ -10,7 +10,7 @@ import { GLOBAL_TENANT, type SecretsVault } from '../../store/secrets-vault.ts';
 import type { SentinelEvent } from '../event.ts';
 import type { AlertBatch } from '../jobs.ts';
 import type { TenantPipelineConfig } from '../tenant-config.ts';
-import { eachLimited, loadBatchAlerts, type AlertRow, type BatchOutcome } from './alert-batch.ts';
+import { alertsTarget, eachLimited, loadBatchAlerts, type AlertRow, type BatchOutcome } from './alert-batch.ts';
 import type { TenantDirectory } from '../tenant-directory.ts';
 
 /** Observables looked up per alert, at most: a storm of IPs in one alert must not burn vendor quota. */
@@ -58,7 +58,7 @@ interface ObservableIntel {
  * the tenant's TTL (one read and one write for the batch); Cortex analyzers only for alerts at or
  * above the tenant's deep threshold, or already in an incident. A provider that is down or
  * rate-limiting leaves a gap on the record ("not enriched" / "partial"), never a stuck alert.
- * The records are written in one audited statement, an audit entry per alert.
+ * The records are written in one audited statement, with one audit entry for the batch.
  */
 export async function runEnrichStage(batch: AlertBatch, deps: EnrichDeps): Promise<BatchOutcome<EnrichmentRecord>> {
   const { rows, missing } = await loadBatchAlerts(deps.db, batch);
@@ -102,14 +102,10 @@ export async function runEnrichStage(batch: AlertBatch, deps: EnrichDeps): Promi
       const values = sql.join([...records].map(([id, r]) => sql`(${id}::uuid, ${JSON.stringify(r)}::jsonb)`));
       await lockAlertRows(trx, [...records.keys()]);
       await sql`update alerts set enrichment = v.record from (values ${values}) as v(id, record) where alerts.id = v.id`.execute(trx);
-      for (const [id, r] of records) {
-        audit({
-          tenantId: batch.tenantId,
-          action: 'alert.enrich',
-          target: `alert:${id}`,
-          delta: { status: r.status, deep: r.deep, verdicts: r.verdicts.map((v) => `${v.provider}:${v.observable.value}:${v.verdict}`), gaps: r.gaps.length },
-        });
-      }
+      const alerts = Object.fromEntries(
+        [...records].map(([id, r]) => [id, { status: r.status, deep: r.deep, verdicts: r.verdicts.map((v) => `${v.provider}:${v.observable.value}:${v.verdict}`), gaps: r.gaps.length }]),
+      );
+      audit({ tenantId: batch.tenantId, action: 'alert.enrich', target: alertsTarget([...records.keys()]), delta: { alerts } });
     });
   }
   return { results: records, failed: missing };

@@ -219,6 +219,19 @@ describe('pipeline stages', () => {
     expect(own.every(Boolean)).toBe(true);
     expect(own).not.toContain([...shared][0]);
     expect(await s.store.db.selectFrom('incidents').select('id').where('tenant_id', '=', t.id).execute()).toHaveLength(9);
+
+    // The audit trail names every alert, in an entry per batch (enrich) and per incident joined.
+    const entries = async (action: string) =>
+      (await s.store.db.selectFrom('audit_log').select(['target', 'delta']).where('tenant_id', '=', t.id).where('action', '=', action).execute()) as { target: string; delta: { alerts: Record<string, unknown> | string[] } }[];
+    const enriched = await entries('alert.enrich');
+    expect(enriched.length).toBeLessThan(alerts.length);
+    expect(enriched.flatMap((e) => Object.keys(e.delta.alerts)).sort()).toEqual(alerts.map((a) => a.id).sort());
+    const joined = await entries('alert.correlate');
+    expect(joined.map((e) => e.target)).toEqual([`incident:${[...shared][0]}`]);
+    const kiosk7 = alerts.filter((a) => (a.event as { host: { name: string } }).host.name === 'kiosk-7').map((a) => a.id);
+    // The lead opened the incident; the other seven joined it.
+    expect((joined[0]!.delta.alerts as string[]).length).toBe(7);
+    expect(kiosk7).toEqual(expect.arrayContaining(joined[0]!.delta.alerts as string[]));
   });
 
   it('attaches a related alert (same host) to the open incident instead of opening another', async () => {
