@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Insertable, type Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { QueueSystem } from '../../app/queue.ts';
 import { evaluateCondition } from '../../engine/expressions.ts';
 import { lockAlertRows } from '../../store/alert-rows.ts';
 import { auditedWrite } from '../../store/audit-log.ts';
 import { refreshCorrelationKeys } from '../../store/correlation-keys.ts';
 import { GroupCommit } from '../../store/group-commit.ts';
-import type { Database, EventsTable } from '../../store/schema.ts';
+import type { Database } from '../../store/schema.ts';
 import { incrementCounters } from '../counters.ts';
 import type { SentinelEvent } from '../event.ts';
 import { fingerprintOf, titleOf } from '../fingerprint.ts';
@@ -138,6 +138,19 @@ async function suppressions(rules: ActiveSuppressionRule[], events: readonly Sen
   return out;
 }
 
+/** An `events` row of this tenant, as the insert's JSON document carries it. */
+interface EventRow {
+  source: string;
+  event_type: string;
+  severity: number;
+  fingerprint: string;
+  occurred_at: Date;
+  alert_id: string | null;
+  normalized: SentinelEvent;
+  outcome: 'new' | 'deduplicated' | 'suppressed';
+  suppressed_by: string | null;
+}
+
 async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[]): Promise<Committed[]> {
   const config = await deps.tenants.config(tenantId);
   const rules = await deps.tenants.suppressionRules(tenantId);
@@ -188,7 +201,7 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
       }
     }
     const notified = deps.notifies?.(tenantId, config) ?? true;
-    const eventRows: Insertable<EventsTable>[] = [];
+    const eventRows: EventRow[] = [];
     const ruleHits = new Map<string, number>();
     const created: NewAlert[] = [];
     let totals = { new: 0, deduplicated: 0, suppressed: 0 };
@@ -205,7 +218,7 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
         if (rule) {
           suppressed += 1;
           ruleHits.set(rule, (ruleHits.get(rule) ?? 0) + 1);
-          eventRows.push({ tenant_id: tenantId, source: event.source, event_type: event.event_type, severity: event.severity, fingerprint: fp, occurred_at: at, alert_id: null, normalized: JSON.stringify(event), outcome: 'suppressed', suppressed_by: rule });
+          eventRows.push({ source: event.source, event_type: event.event_type, severity: event.severity, fingerprint: fp, occurred_at: at, alert_id: null, normalized: event, outcome: 'suppressed', suppressed_by: rule });
           return;
         }
         let alert = open.get(fp);
@@ -220,7 +233,7 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
           open.set(fp, alert);
           mine.push(fresh);
         }
-        eventRows.push({ tenant_id: tenantId, source: event.source, event_type: event.event_type, severity: event.severity, fingerprint: fp, occurred_at: at, alert_id: alert.id, normalized: JSON.stringify(event), outcome: alert.created && alert.added === 0 ? 'new' : 'deduplicated' });
+        eventRows.push({ source: event.source, event_type: event.event_type, severity: event.severity, fingerprint: fp, occurred_at: at, alert_id: alert.id, normalized: event, outcome: alert.created && alert.added === 0 ? 'new' : 'deduplicated', suppressed_by: null });
       });
       created.push(...mine);
       totals = { new: totals.new + mine.length, deduplicated: totals.deduplicated + deduplicated, suppressed: totals.suppressed + suppressed };
@@ -241,27 +254,36 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
       });
     });
     const bumped = [...open.values()].filter((a) => !a.created && a.added > 0);
+    // Both inserts send their rows as one JSON document that PostgreSQL expands
+    // (json_to_recordset), events nested as objects: a bind parameter per column per row cost the
+    // server twice the CPU (query building, parameter encoding, and the garbage of both), measured
+    // on 800-row inserts: 10-13 ms against 5 ms of node CPU.
     if (created.length) {
-      await trx
-        .insertInto('alerts')
-        .values(
-          created.map(({ created: c, ...a }) => ({
-            id: a.id,
-            tenant_id: tenantId,
-            fingerprint: a.fingerprint,
-            source: c.event.source,
-            event_type: c.event.event_type,
-            severity: a.severity,
-            title: c.title,
-            occurrences: 1 + a.added,
-            first_seen: c.event.timestamp,
-            last_seen: a.lastSeen,
-            event: JSON.stringify(c.event),
-          })),
-        )
-        .execute();
+      const rows = created.map(({ created: c, ...a }) => ({
+        id: a.id,
+        fingerprint: a.fingerprint,
+        source: c.event.source,
+        event_type: c.event.event_type,
+        severity: a.severity,
+        title: c.title,
+        occurrences: 1 + a.added,
+        first_seen: c.event.timestamp,
+        last_seen: a.lastSeen,
+        event: c.event,
+      }));
+      await sql`
+        insert into alerts (id, tenant_id, fingerprint, source, event_type, severity, title, occurrences, first_seen, last_seen, event)
+        select r.id, ${tenantId}, r.fingerprint, r.source, r.event_type, r.severity, r.title, r.occurrences, r.first_seen, r.last_seen, r.event
+        from json_to_recordset(${JSON.stringify(rows)}::json) as r(id uuid, fingerprint text, source text, event_type text, severity smallint, title text,
+          occurrences int, first_seen timestamptz, last_seen timestamptz, event jsonb)`.execute(trx);
     }
-    if (eventRows.length) await trx.insertInto('events').values(eventRows).execute();
+    if (eventRows.length) {
+      await sql`
+        insert into events (tenant_id, source, event_type, severity, fingerprint, occurred_at, alert_id, normalized, outcome, suppressed_by)
+        select ${tenantId}, r.source, r.event_type, r.severity, r.fingerprint, r.occurred_at, r.alert_id, r.normalized, r.outcome, r.suppressed_by
+        from json_to_recordset(${JSON.stringify(eventRows)}::json) as r(source text, event_type text, severity smallint, fingerprint text,
+          occurred_at timestamptz, alert_id uuid, normalized jsonb, outcome text, suppressed_by uuid)`.execute(trx);
+    }
     for (const [ruleId, n] of ruleHits) {
       await trx
         .updateTable('suppression_rules')
