@@ -51,7 +51,7 @@ export async function startReflex(env: NodeJS.ProcessEnv): Promise<Child> {
   // BENCH_SERVER_NODE_ARGS adds node flags to the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   // (node refuses --cpu-prof in NODE_OPTIONS).
   const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', ...extra, 'bin/reflex.mjs', 'start'], { env: full, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', ...extra, 'bin/reflex.mjs', 'start'], { env: full, stdio: ['ignore', process.env.BENCH_SERVER_STDOUT ? 'inherit' : 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`reflex start exited with ${child.exitCode}`);
