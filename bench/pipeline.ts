@@ -5,6 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { QueueSystem } from '../src/app/queue.ts';
 import { buildStorm, postStorm, type StormAlert } from '../tests/helpers/alert-storm.ts';
+import { QUEUE_BACKENDS } from '../tests/helpers/queue-backends.ts';
 import { perBackend, printBackend, runCli, startReflex, vendorStandIn, type Child } from './harness.ts';
 import { hasWrk, wrkPost } from './wrk.ts';
 import { fmt, percentile } from './stats.ts';
@@ -213,6 +214,8 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
   } finally {
     await vendors.close();
     rmSync(dataDir, { recursive: true, force: true });
+    // The run's queues (a few hundred MB of job data in Redis); the PostgreSQL backend's went with the data dir.
+    if (backend === 'redis') await QUEUE_BACKENDS.find((b) => b.name === 'redis')!.cleanup({ backend: 'redis', url: base.REDIS_URL!, prefix: base.REFLEX_QUEUE_PREFIX! });
   }
   printBackend(backend, lines);
 }
