@@ -14,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '20261121_0006_sentchat': await import('./20261121_0006_sentchat.ts'),
   '20261121_0007_correlation_indexes': await import('./20261121_0007_correlation_indexes.ts'),
   '20261122_0008_correlation_keys': await import('./20261122_0008_correlation_keys.ts'),
+  '20261122_0009_intel_reports': await import('./20261122_0009_intel_reports.ts'),
 };

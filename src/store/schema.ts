@@ -277,6 +277,16 @@ export interface IntelCacheTable {
   expires_at: ColumnType<Date, Date | string, Date | string>;
 }
 
+/** migrations/20261122_0009_intel_reports.ts: a vendor's answer to one lookup, named by verdicts. */
+export interface IntelReportsTable {
+  id: string;
+  provider: string;
+  kind: string;
+  value: string;
+  fetched_at: ColumnType<Date, Date | string, never>;
+  raw: Json;
+}
+
 /** migrations/20261121_0006_sentchat.ts: SENTchat, the built-in web chat. */
 export interface SentchatChannelsTable {
   id: Generated<string>;
@@ -331,6 +341,7 @@ export interface Database {
   pipeline_batches: PipelineBatchesTable;
   suppression_rules: SuppressionRulesTable;
   intel_cache: IntelCacheTable;
+  intel_reports: IntelReportsTable;
   tenants: TenantsTable;
   principals: PrincipalsTable;
   chat_identities: ChatIdentitiesTable;

@@ -5,6 +5,7 @@ import { ReflexError } from '../../errors.ts';
 import type { Database } from '../../store/schema.ts';
 import { sealAuditLog } from '../../store/audit-log.ts';
 import { requireBearer } from '../auth.ts';
+import { withIntelReports, type StoredVerdict } from '../../store/intel-reports.ts';
 
 /**
  * Read endpoints under /api/v1, all behind `Authorization: Bearer <REFLEX_API_TOKEN>`.
@@ -94,7 +95,10 @@ export function registerApiV1(app: FastifyInstance, deps: { db: Kysely<Database>
     const { id } = parse(uuid, req.params, 'alert id');
     const alert = await db.selectFrom('alerts').selectAll().where('id', '=', id).executeTakeFirst();
     if (!alert) throw new ReflexError('not_found', `alert ${id}`, { safeMessage: `No alert ${id}.` });
-    return alert;
+    // The record names each vendor answer (intel_reports); the alert is shown with the answers in it.
+    const enrichment = alert.enrichment as { verdicts?: StoredVerdict[] } | null;
+    if (!enrichment?.verdicts?.length) return alert;
+    return { ...alert, enrichment: { ...enrichment, verdicts: await withIntelReports(db, enrichment.verdicts) } };
   });
 
   app.get('/api/v1/incidents', async (req) => {

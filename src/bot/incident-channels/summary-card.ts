@@ -1,5 +1,6 @@
 import { formatTime, severityLabel } from '../../commands/format.ts';
 import type { IntelVerdict } from '../../integrations/ports.ts';
+import type { StoredVerdict } from '../../store/intel-reports.ts';
 import type { EnrichmentRecord } from '../../pipeline/stages/enrich-stage.ts';
 import type { SentinelEvent } from '../../pipeline/event.ts';
 import { shortIncidentId } from '../../store/incidents.ts';
@@ -54,7 +55,7 @@ export function incidentSummaryCard(incident: Incident, alerts: readonly CardAle
 
 /** `ip 203.0.113.9: malicious (AbuseIPDB 100, VirusTotal 87)`, worst verdict first. */
 function observableLines(alerts: readonly CardAlert[]): string[] {
-  const seen = new Map<string, { kind: string; value: string; verdicts: IntelVerdict[]; enriched: boolean }>();
+  const seen = new Map<string, { kind: string; value: string; verdicts: StoredVerdict[]; enriched: boolean }>();
   for (const a of alerts) {
     for (const kind of ['ip', 'domain', 'url', 'hash'] as const) {
       for (const value of a.event.observables[kind]) {

@@ -5,6 +5,7 @@ import { CortexClient } from '../../integrations/cortex/cortex-client.ts';
 import type { IntelObservable, IntelVerdict } from '../../integrations/ports.ts';
 import { lockAlertRows } from '../../store/alert-rows.ts';
 import { auditedWrite } from '../../store/audit-log.ts';
+import { fileIntelReports, type StoredVerdict } from '../../store/intel-reports.ts';
 import type { Database } from '../../store/schema.ts';
 import { GLOBAL_TENANT, type SecretsVault } from '../../store/secrets-vault.ts';
 import type { SentinelEvent } from '../event.ts';
@@ -19,7 +20,8 @@ const MAX_OBSERVABLES = 10;
 export interface EnrichmentRecord {
   status: 'enriched' | 'partial' | 'not_enriched' | 'nothing_to_enrich';
   deep: boolean;
-  verdicts: IntelVerdict[];
+  /** Each names the vendor's answer in intel_reports (`report`); records from before migration 0009 carry `raw`. */
+  verdicts: StoredVerdict[];
   /** Providers that could not answer, and why (rate limited, down, not configured). */
   gaps: { provider: string; observable: string; status: string; reason?: string }[];
   at: string;
@@ -46,9 +48,9 @@ function observablesOf(e: SentinelEvent): IntelObservable[] {
 /** Observable key within a batch: the same IP in twenty alerts is looked up once. */
 const keyOf = (o: IntelObservable) => `${o.kind}\u0000${o.value}`;
 
-/** What the fast providers said about one observable: from the cache, or fresh with the gaps. */
-interface ObservableIntel {
-  verdicts: IntelVerdict[];
+/** What the providers said about one observable: from the cache, or fresh (`raw` until filed) with the gaps. */
+interface ObservableIntel<V = StoredVerdict> {
+  verdicts: V[];
   gaps: EnrichmentRecord['gaps'];
 }
 
@@ -69,19 +71,25 @@ export async function runEnrichStage(batch: AlertBatch, deps: EnrichDeps): Promi
   for (const w of wanted) for (const o of w.observables) distinct.set(keyOf(o), o);
   const intel = await readCache(deps.db, [...distinct.values()]);
   const misses = [...distinct].filter(([k]) => !intel.has(k));
-  const fresh: { observable: IntelObservable; verdicts: IntelVerdict[] }[] = [];
-  await eachLimited(misses, deps.concurrency ?? 8, async ([k, o]) => {
-    const got = await lookup(deps, batch.tenantId, o);
-    intel.set(k, got);
-    if (got.verdicts.length) fresh.push({ observable: o, verdicts: got.verdicts });
+  const looked: { key: string; observable: IntelObservable; got: ObservableIntel<IntelVerdict> }[] = [];
+  await eachLimited(misses, deps.concurrency ?? 8, async ([key, observable]) => {
+    looked.push({ key, observable, got: await lookup(deps, batch.tenantId, observable) });
   });
+  const deepLooked = await deepLookup(deps, batch.tenantId, config, wanted.filter((w) => w.deep));
+  // Every fresh answer stored once, in one statement; the cache and the records name it.
+  const filed = await fileAll(deps.db, [...looked.map((l) => l.got), ...deepLooked.values()]);
+  const fresh: { observable: IntelObservable; verdicts: StoredVerdict[] }[] = [];
+  looked.forEach(({ key, observable }, i) => {
+    intel.set(key, filed[i]!);
+    if (filed[i]!.verdicts.length) fresh.push({ observable, verdicts: filed[i]!.verdicts });
+  });
+  const cortex = new Map([...deepLooked.keys()].map((alertId, i) => [alertId, filed[looked.length + i]!]));
   await writeCache(deps.db, fresh, config.intel_cache_ttl_seconds);
 
-  const cortex = await deepLookup(deps, batch.tenantId, config, wanted.filter((w) => w.deep));
   const records = new Map<string, EnrichmentRecord>();
   const at = new Date().toISOString();
   for (const { alert, observables, deep } of wanted) {
-    const verdicts: IntelVerdict[] = [];
+    const verdicts: StoredVerdict[] = [];
     const gaps: EnrichmentRecord['gaps'] = [];
     for (const o of observables) {
       const got = intel.get(keyOf(o))!;
@@ -112,8 +120,8 @@ export async function runEnrichStage(batch: AlertBatch, deps: EnrichDeps): Promi
 }
 
 /** Cortex analyzers for the deep alerts, per alert (a job run each); failures become gaps. */
-async function deepLookup(deps: EnrichDeps, tenantId: string, config: TenantPipelineConfig, deep: { alert: AlertRow; observables: IntelObservable[] }[]): Promise<Map<string, ObservableIntel>> {
-  const out = new Map<string, ObservableIntel>();
+async function deepLookup(deps: EnrichDeps, tenantId: string, config: TenantPipelineConfig, deep: { alert: AlertRow; observables: IntelObservable[] }[]): Promise<Map<string, ObservableIntel<IntelVerdict>>> {
+  const out = new Map<string, ObservableIntel<IntelVerdict>>();
   if (deep.length === 0 || !config.cortex || config.cortex.analyzers.length === 0) return out;
   const apiKey = (await deps.vault.get(tenantId, 'cortex.api_key')) ?? (await deps.vault.get(GLOBAL_TENANT, 'cortex.api_key'));
   if (!apiKey) {
@@ -122,7 +130,7 @@ async function deepLookup(deps: EnrichDeps, tenantId: string, config: TenantPipe
   }
   const cortex = new CortexClient({ baseUrl: config.cortex.url, apiKey, analyzers: config.cortex.analyzers, waitMs: 30_000 });
   await eachLimited(deep, deps.concurrency ?? 8, async ({ alert, observables }) => {
-    const got: ObservableIntel = { verdicts: [], gaps: [] };
+    const got: ObservableIntel<IntelVerdict> = { verdicts: [], gaps: [] };
     for (const observable of observables.filter((o) => cortex.supports(o.kind))) {
       try {
         got.verdicts.push(await cortex.lookup(observable));
@@ -139,7 +147,7 @@ async function deepLookup(deps: EnrichDeps, tenantId: string, config: TenantPipe
 async function readCache(db: Kysely<Database>, observables: IntelObservable[]): Promise<Map<string, ObservableIntel>> {
   const out = new Map<string, ObservableIntel>();
   if (observables.length === 0) return out;
-  const { rows } = await sql<{ kind: IntelObservable['kind']; value: string; verdict: IntelVerdict }>`
+  const { rows } = await sql<{ kind: IntelObservable['kind']; value: string; verdict: StoredVerdict }>`
     select c.kind, c.value, c.verdict from intel_cache c
     join unnest(${observables.map((o) => o.kind)}::text[], ${observables.map((o) => o.value)}::text[]) as w(kind, value) on c.kind = w.kind and c.value = w.value
     where c.expires_at > now()`.execute(db);
@@ -152,14 +160,14 @@ async function readCache(db: Kysely<Database>, observables: IntelObservable[]): 
   return out;
 }
 
-async function lookup(deps: EnrichDeps, tenantId: string, o: IntelObservable): Promise<ObservableIntel> {
+async function lookup(deps: EnrichDeps, tenantId: string, o: IntelObservable): Promise<ObservableIntel<IntelVerdict>> {
   let outcomes: IntelOutcome[];
   try {
     outcomes = await deps.lookupIntel(tenantId, o);
   } catch (err) {
     return { verdicts: [], gaps: [{ provider: '*', observable: o.value, status: 'unavailable', reason: toReflexError(err).safeMessage }] };
   }
-  const got: ObservableIntel = { verdicts: [], gaps: [] };
+  const got: ObservableIntel<IntelVerdict> = { verdicts: [], gaps: [] };
   for (const out of outcomes) {
     if (out.status === 'ok' && out.verdict) got.verdicts.push(out.verdict);
     else got.gaps.push({ provider: out.provider, observable: o.value, status: out.status, ...('reason' in out && out.reason ? { reason: out.reason } : {}) });
@@ -167,8 +175,15 @@ async function lookup(deps: EnrichDeps, tenantId: string, o: IntelObservable): P
   return got;
 }
 
+/** Files the answers of these lookups (fileIntelReports, one statement) and returns them, in order, naming their reports. */
+async function fileAll(db: Kysely<Database>, intel: readonly ObservableIntel<IntelVerdict>[]): Promise<ObservableIntel[]> {
+  const stored = await fileIntelReports(db, intel.flatMap((i) => i.verdicts));
+  let next = 0;
+  return intel.map((i) => ({ verdicts: stored.slice(next, (next += i.verdicts.length)), gaps: i.gaps }));
+}
+
 /** Fresh verdicts into the cache, one statement (each observable appears once, so no row is hit twice). */
-async function writeCache(db: Kysely<Database>, fresh: { observable: IntelObservable; verdicts: IntelVerdict[] }[], ttlSeconds: number): Promise<void> {
+async function writeCache(db: Kysely<Database>, fresh: { observable: IntelObservable; verdicts: StoredVerdict[] }[], ttlSeconds: number): Promise<void> {
   if (fresh.length === 0 || ttlSeconds <= 0) return;
   const now = new Date();
   const expires = new Date(now.getTime() + ttlSeconds * 1000);

@@ -10,6 +10,7 @@ import { fixtureJson, fixtureText } from '../../helpers/fixtures.ts';
 import { settle, stats } from '../../helpers/pipeline.ts';
 import { startTestServer, type TestServer } from '../../helpers/test-server.ts';
 import { ALERT_MD, PROMOTE_MD, asV5, docEntity, duplicateAnswer } from '../../helpers/thehive-fixtures.ts';
+import { ABUSE_FINDER_ID, CORTEX_JOB_ID, CORTEX_REPORT, analyzerList, runAnswer } from '../../helpers/cortex-fixtures.ts';
 
 const SSHD = fixtureJson<Record<string, unknown>>('wazuh/docs_alert_5716_sshd_auth_failed.json');
 const VULN = fixtureJson<Record<string, unknown>>('wazuh/docs_alert_23505_vulnerability_detector.json');
@@ -121,11 +122,22 @@ describe('pipeline stages', () => {
       ['virustotal', 'malicious'],
     ]);
 
-    // Same IP on another host: answered from the cache, no vendor call (nock would refuse it).
+    // Each vendor's answer is stored once and named by the verdict; the alert API shows it whole.
+    expect(e.verdicts.every((v) => v.report && v.raw === undefined)).toBe(true);
+    const reports = await s.store.db.selectFrom('intel_reports').select(['id', 'provider', 'raw']).where('id', 'in', e.verdicts.map((v) => v.report!)).execute();
+    expect(reports).toHaveLength(2);
+    const shown = (await (await fetch(`${s.url}/api/v1/alerts/${alert!.id}`, { headers: { authorization: `Bearer ${s.apiToken}` } })).json()) as { enrichment: EnrichmentRecord };
+    const vtShown = shown.enrichment.verdicts.find((v) => v.provider === 'virustotal')!;
+    expect((vtShown.raw as { data: { id: string; attributes: { last_analysis_stats: { malicious: number } } } }).data.id).toBe('61.177.172.13');
+    expect((vtShown.raw as { data: { attributes: { last_analysis_stats: { malicious: number } } } }).data.attributes.last_analysis_stats.malicious).toBe(8);
+
+    // Same IP on another host: answered from the cache, no vendor call (nock would refuse it),
+    // naming the same stored answers.
     await t.post('wazuh', [sshdFrom('61.177.172.13', 'web-02')]);
     await t.done();
     const second = (await t.alerts())[1]!;
     expect((second.enrichment as EnrichmentRecord).verdicts).toHaveLength(2);
+    expect((second.enrichment as EnrichmentRecord).verdicts.map((v) => v.report).sort()).toEqual(e.verdicts.map((v) => v.report).sort());
 
     // A new IP while VirusTotal is down: AbuseIPDB still answers; the alert moves on, partial.
     nock('https://www.virustotal.com').get('/api/v3/ip_addresses/198.51.100.100').times(1).reply(503, fixtureText('intel/virustotal_v3_error_envelope__vt-py_tests.json'));
@@ -137,6 +149,31 @@ describe('pipeline stages', () => {
     expect(rec.status).toBe('partial');
     expect(rec.gaps).toEqual([expect.objectContaining({ provider: 'virustotal', status: 'unavailable' })]);
     expect(rec.verdicts.map((v) => v.provider)).toEqual(['abuseipdb']);
+  });
+
+  it('enriches a SEV1 deeply through a Cortex analyzer, its report stored once and shown by the alert API', async () => {
+    const cortexUrl = 'https://cortex.acme.test:9001';
+    const t = await tenant({ cortex: { url: cortexUrl, analyzers: ['Abuse_Finder_2_0'] } }, { 'cortex.api_key': 'cortex-key' });
+    const api = nock(cortexUrl, { reqheaders: { authorization: 'Bearer cortex-key' } })
+      .get('/api/analyzer/type/ip')
+      .reply(200, JSON.stringify(analyzerList()))
+      .post(`/api/analyzer/${ABUSE_FINDER_ID}/run`)
+      .reply(200, runAnswer())
+      .get(`/api/job/${CORTEX_JOB_ID}/waitreport`)
+      .query(true)
+      .reply(200, fixtureText(CORTEX_REPORT));
+    await t.post('generic/kiosk', [{ event_type: 'malware.detected', severity: 1, timestamp: '2026-11-21T10:00:00Z', host: { name: 'kiosk-9' }, observables: { ip: '8.8.8.8' } }]);
+    await t.done();
+    expect(api.isDone()).toBe(true);
+    const [alert] = await t.alerts();
+    const record = alert!.enrichment as EnrichmentRecord;
+    expect(record.deep).toBe(true);
+    const cortex = record.verdicts.find((v) => v.provider === 'cortex')!;
+    expect(cortex.raw).toBeUndefined();
+    const report = await s.store.db.selectFrom('intel_reports').selectAll().where('id', '=', cortex.report!).executeTakeFirstOrThrow();
+    expect(report).toMatchObject({ provider: 'cortex', kind: 'ip', value: '8.8.8.8', raw: { jobs: [fixtureJson(CORTEX_REPORT)] } });
+    const shown = (await (await fetch(`${s.url}/api/v1/alerts/${alert!.id}`, { headers: { authorization: `Bearer ${s.apiToken}` } })).json()) as { enrichment: EnrichmentRecord };
+    expect(shown.enrichment.verdicts.find((v) => v.provider === 'cortex')!.raw).toEqual({ jobs: [fixtureJson(CORTEX_REPORT)] });
   });
 
   it('opens an incident for SEV1, syncs TheHive alert and case by fingerprint, and stores the ids', async () => {

@@ -96,7 +96,7 @@ describe('migrations', () => {
         alert('web-3', ['198.51.100.9'], [], null, '2026-11-20T12:00:00Z'),
       ]).execute();
 
-      expect(await migrateToLatest(old.db, old.schema)).toEqual(['20261122_0008_correlation_keys']);
+      expect(await migrateToLatest(old.db, old.schema)).toEqual(names.slice(names.indexOf('20261122_0008_correlation_keys')));
       const keys = await old.db.selectFrom('correlation_keys').select(['key', 'incident_id', 'last_received_at']).orderBy('key').execute();
       expect(keys).toEqual([
         { key: 'host:web-1', incident_id: incident.id, last_received_at: new Date('2026-11-20T10:00:00Z') },
@@ -109,7 +109,10 @@ describe('migrations', () => {
         (await sql<{ indexname: string }>`select indexname from pg_indexes where schemaname = ${old.schema} and tablename = 'alerts' order by 1`.execute(old.db)).rows.map((r) => r.indexname);
       expect(await indexes()).not.toContain('alerts_correlation_ip');
 
-      await old.db.transaction().execute((trx) => migrations['20261122_0008_correlation_keys']!.down!(trx));
+      // Back to 0007: the later migrations first.
+      for (const name of names.slice(names.indexOf('20261122_0008_correlation_keys')).reverse()) {
+        await old.db.transaction().execute((trx) => migrations[name]!.down!(trx));
+      }
       expect(await indexes()).toEqual(expect.arrayContaining(['alerts_correlation_host', 'alerts_correlation_ip', 'alerts_correlation_hash', 'alerts_dedupe', 'alerts_tenant_fingerprint']));
       expect((await sql<{ t: string | null }>`select to_regclass(${`${old.schema}.correlation_keys`})::text as t`.execute(old.db)).rows[0]!.t).toBeNull();
     } finally {

@@ -6,33 +6,13 @@ import { ReflexError } from '../../../src/errors.ts';
 import { CortexClient } from '../../../src/integrations/cortex/cortex-client.ts';
 import type { CortexClientOptions } from '../../../src/integrations/cortex/cortex-client.ts';
 import { failure, useStrictNock } from '../../helpers/vendor-http.ts';
+import { ABUSE_FINDER_ID, CORTEX_JOB, CORTEX_JOB_ID, CORTEX_REPORT, VT_INSTANCE_ID, analyzerList, runAnswer } from '../../helpers/cortex-fixtures.ts';
 
 const fixture = (rel: string): string => readFileSync(path.resolve(process.cwd(), '../shared/fixtures', rel), 'utf8');
 const json = (rel: string): Record<string, unknown> => JSON.parse(fixture(rel)) as Record<string, unknown>;
-const JOB = 'thehive_cortex/cortex_job_details_Abuse_Finder_8.8.8.8.json';
-const REPORT = 'thehive_cortex/cortex_job_report_Abuse_Finder_8.8.8.8.json';
-const ABUSEIPDB_DEF = 'thehive_cortex/cortex_analyzers_analyzers_AbuseIPDB_AbuseIPDB.json';
-const VT_DEF = 'thehive_cortex/cortex_analyzers_analyzers_VirusTotal_VirusTotal_GetReport.json';
-
-const ABUSE_FINDER_ID = '220483fde9608c580fb6a2508ff3d2d3'; // analyzerId in the job fixtures
-const VT_INSTANCE_ID = 'c6f7b0e3a1d24b6e9f0a7d1c2b3e4f50';
-const JOB_ID = 'AWNei4vH3rJ8unegCPB9';
-
-/**
- * `GET /api/analyzer/type/ip` answers enabled analyzers: the definition plus the instance's `id`,
- * `name` and `analyzerDefinitionId` (API guide, Analyzer Model). The fixtures hold no Abuse_Finder
- * definition, so the AbuseIPDB one stands in, renamed to the analyzer that produced the job fixtures.
- */
-function analyzerList(): unknown[] {
-  const abuseFinder = { ...json(ABUSEIPDB_DEF), id: ABUSE_FINDER_ID, name: 'Abuse_Finder_2_0', analyzerDefinitionId: 'Abuse_Finder_2_0' };
-  const vt = { ...json(VT_DEF), id: VT_INSTANCE_ID, name: 'VirusTotal_GetReport_3_1', analyzerDefinitionId: 'VirusTotal_GetReport_3_1' };
-  return [vt, abuseFinder];
-}
-
-/** The job-details fixture as POST /run answers it: same job, status changed to Waiting. */
-function runAnswer(changes: Record<string, unknown> = {}): string {
-  return JSON.stringify({ ...json(JOB), status: 'Waiting', startDate: undefined, endDate: undefined, ...changes });
-}
+const JOB = CORTEX_JOB;
+const REPORT = CORTEX_REPORT;
+const JOB_ID = CORTEX_JOB_ID;
 
 /** The report fixture with its taxonomy level (and optionally job identity) changed. */
 function reportWithLevel(level: string, changes: Record<string, unknown> = {}): string {
