@@ -137,8 +137,14 @@ export class QueueSystem {
     return (await this.queue<D>(name).add(jobName as never, data as never, opts)) as Job<D>;
   }
 
-  /** Adds many jobs in one round trip (Redis MULTI / one PostgreSQL transaction). */
+  /**
+   * Adds many jobs in one round trip (Redis MULTI / one PostgreSQL transaction). A single job goes
+   * through `add`, which is the same thing for one: on the PostgreSQL backend `addBulk` builds
+   * and drops two temporary tables per call, 24 ms a call against 1.2 ms for `add` in a storm
+   * (pg_stat_statements), and most of the pipeline's bulks hold one job.
+   */
   async addBulk<D>(name: string, jobs: { name: string; data: D; opts?: JobsOptions }[]): Promise<Job<D>[]> {
+    if (jobs.length === 1) return [await this.add(name, jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts)];
     return (await this.queue<D>(name).addBulk(jobs as never)) as Job<D>[];
   }
 

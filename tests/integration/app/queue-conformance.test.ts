@@ -45,6 +45,25 @@ describe.each(QUEUE_BACKENDS)('queue conformance on $name', (backend) => {
     expect(counts).toEqual({ completed: 1, waiting: 0, active: 0 });
   });
 
+  it('adds bulks of one and of many, each job once however often its jobId is queued', async () => {
+    const qs = system();
+    const [one] = await qs.addBulk('bulk', [{ name: 'a', data: { n: 1 }, opts: { jobId: 'bulk-1' } }]);
+    expect(one!.id).toBe('bulk-1');
+    const many = await qs.addBulk('bulk', [
+      { name: 'b', data: { n: 2 }, opts: { jobId: 'bulk-2' } },
+      { name: 'c', data: { n: 3 }, opts: { jobId: 'bulk-3' } },
+    ]);
+    expect(many.map((j) => j.id)).toEqual(['bulk-2', 'bulk-3']);
+    // Queued again (a retried hand-off), alone or in a bulk: nothing new.
+    await qs.addBulk('bulk', [{ name: 'a', data: { n: 1 }, opts: { jobId: 'bulk-1' } }]);
+    await qs.addBulk('bulk', [
+      { name: 'a', data: { n: 1 }, opts: { jobId: 'bulk-1' } },
+      { name: 'c', data: { n: 3 }, opts: { jobId: 'bulk-3' } },
+    ]);
+    expect(await qs.queue('bulk').getJobCounts('waiting')).toEqual({ waiting: 3 });
+    expect((await qs.queue('bulk').getJob('bulk-1'))!.data).toEqual({ n: 1 });
+  });
+
   it('retries a failing job with backoff until it succeeds', async () => {
     const qs = system();
     const attemptsAt: number[] = [];
