@@ -25,6 +25,8 @@ const SINGLE_POSTS = Number(process.env.BENCH_SINGLE_POSTS ?? 5000);
 const SINGLE_SECONDS = Number(process.env.BENCH_SINGLE_SECONDS ?? 10);
 const BATCH_ALERTS = Number(process.env.BENCH_BATCH_ALERTS ?? 50_000);
 const E2E_ALERTS = Number(process.env.BENCH_E2E_ALERTS ?? 20_000);
+/** BENCH_PIPELINE_STORM_ONLY=1: only the end-to-end storm, into a fresh server (about 40 s a backend, for A/B runs). */
+const STORM_ONLY = process.env.BENCH_PIPELINE_STORM_ONLY === '1';
 const SEV1_SHARE = 0.02;
 
 async function stats(c: Child, apiToken: string): Promise<{ accepted: number; in_flight: number; new: number; deduplicated: number; suppressed: number; dead_lettered: number }> {
@@ -108,52 +110,56 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
   } else delete base.REDIS_URL;
   const lines: string[] = [];
   try {
-    // 1. Hook path alone: workers off, so this measures validation + durable enqueue.
-    let c = await startReflex({ ...base, REFLEX_RUN_WORKERS: 'false' });
+    // 1. Hook path alone: workers off, so this measures validation + durable enqueue (skipped,
+    // with the drain, under BENCH_PIPELINE_STORM_ONLY: the server starts with its workers on).
+    let c = await startReflex({ ...base, REFLEX_RUN_WORKERS: STORM_ONLY ? 'true' : 'false' });
     await runCli(c.env, ['secrets', 'set', 'virustotal.api_key'], 'bench-vt-key');
     await runCli(c.env, ['secrets', 'set', 'abuseipdb.api_key'], 'bench-abuse-key');
-    let singlesPosted: number;
-    if (process.env.BENCH_INGEST_CLIENT !== 'node' && hasWrk()) {
-      const storm = buildStorm(2000, { seed: 7 });
-      const w = wrkPost({
-        url: c.url,
-        headers: { authorization: `Bearer ${ingestToken}`, 'content-type': 'application/json' },
-        requests: storm.map((a) => ({ path: a.source === 'generic' ? '/hooks/generic/kiosk' : `/hooks/${a.source}`, body: JSON.stringify(a.body) })),
-        seconds: SINGLE_SECONDS,
-        connections: 64,
-      });
-      if (w.non2xx > 0) throw new Error(`${w.non2xx} single POSTs were not accepted`);
-      singlesPosted = w.requests;
-      lines.push(
-        `ingest, single POSTs (wrk, 1 thread, 64 connections, ${SINGLE_SECONDS} s, ${fmt(w.requests)} alerts): ${fmt(w.perSecond)} alerts/s; latency p50 ${fmt(w.p50, 1)} ms, p95 ${fmt(w.p95, 1)} ms, p99 ${fmt(w.p99, 1)} ms; socket errors: ${w.socketErrors}`,
-      );
-    } else {
-      const latencies: number[] = [];
-      const t = performance.now();
-      await postStorm(c.url, ingestToken, buildStorm(SINGLE_POSTS, { seed: 7 }), { concurrency: 64, batchSize: 1, singleShare: 1, onLatency: (ms) => latencies.push(ms) });
-      const singleRate = SINGLE_POSTS / ((performance.now() - t) / 1000);
-      singlesPosted = SINGLE_POSTS;
-      lines.push(
-        `ingest, single POSTs (Node fetch, ${fmt(SINGLE_POSTS)} alerts, 64 concurrent; install wrk for a client that leaves the cores to the server): ${fmt(singleRate)} alerts/s; latency p50 ${fmt(percentile(latencies, 50), 1)} ms, p95 ${fmt(percentile(latencies, 95), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms`,
-      );
-    }
-    let t0 = performance.now();
-    await postStorm(c.url, ingestToken, buildStorm(BATCH_ALERTS, { seed: 8 }), { concurrency: 8, batchSize: 1000, singleShare: 0 });
-    const batchRate = BATCH_ALERTS / ((performance.now() - t0) / 1000);
-    await c.stop();
-    lines.push(`ingest, NDJSON batches of 1,000 (${fmt(BATCH_ALERTS)} alerts, 8 concurrent): ${fmt(batchRate)} alerts/s`);
+    let t0: number;
+    if (!STORM_ONLY) {
+      let singlesPosted: number;
+      if (process.env.BENCH_INGEST_CLIENT !== 'node' && hasWrk()) {
+        const storm = buildStorm(2000, { seed: 7 });
+        const w = wrkPost({
+          url: c.url,
+          headers: { authorization: `Bearer ${ingestToken}`, 'content-type': 'application/json' },
+          requests: storm.map((a) => ({ path: a.source === 'generic' ? '/hooks/generic/kiosk' : `/hooks/${a.source}`, body: JSON.stringify(a.body) })),
+          seconds: SINGLE_SECONDS,
+          connections: 64,
+        });
+        if (w.non2xx > 0) throw new Error(`${w.non2xx} single POSTs were not accepted`);
+        singlesPosted = w.requests;
+        lines.push(
+          `ingest, single POSTs (wrk, 1 thread, 64 connections, ${SINGLE_SECONDS} s, ${fmt(w.requests)} alerts): ${fmt(w.perSecond)} alerts/s; latency p50 ${fmt(w.p50, 1)} ms, p95 ${fmt(w.p95, 1)} ms, p99 ${fmt(w.p99, 1)} ms; socket errors: ${w.socketErrors}`,
+        );
+      } else {
+        const latencies: number[] = [];
+        const t = performance.now();
+        await postStorm(c.url, ingestToken, buildStorm(SINGLE_POSTS, { seed: 7 }), { concurrency: 64, batchSize: 1, singleShare: 1, onLatency: (ms) => latencies.push(ms) });
+        const singleRate = SINGLE_POSTS / ((performance.now() - t) / 1000);
+        singlesPosted = SINGLE_POSTS;
+        lines.push(
+          `ingest, single POSTs (Node fetch, ${fmt(SINGLE_POSTS)} alerts, 64 concurrent; install wrk for a client that leaves the cores to the server): ${fmt(singleRate)} alerts/s; latency p50 ${fmt(percentile(latencies, 50), 1)} ms, p95 ${fmt(percentile(latencies, 95), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms`,
+        );
+      }
+      t0 = performance.now();
+      await postStorm(c.url, ingestToken, buildStorm(BATCH_ALERTS, { seed: 8 }), { concurrency: 8, batchSize: 1000, singleShare: 0 });
+      const batchRate = BATCH_ALERTS / ((performance.now() - t0) / 1000);
+      await c.stop();
+      lines.push(`ingest, NDJSON batches of 1,000 (${fmt(BATCH_ALERTS)} alerts, 8 concurrent): ${fmt(batchRate)} alerts/s`);
 
-    // 2. Drain what phase 1 queued with the workers on (a backlog drain), then a live storm.
-    c = await startReflex(base);
-    t0 = performance.now();
-    for (;;) {
-      const st = await stats(c, apiToken);
-      if (st.in_flight === 0 && (await queueDepths(c)) === 0) break;
-      await new Promise((r) => setTimeout(r, 200));
+      // 2. Drain what phase 1 queued with the workers on (a backlog drain), then a live storm.
+      c = await startReflex(base);
+      t0 = performance.now();
+      for (;;) {
+        const st = await stats(c, apiToken);
+        if (st.in_flight === 0 && (await queueDepths(c)) === 0) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const backlog = singlesPosted + BATCH_ALERTS;
+      const drainRate = backlog / ((performance.now() - t0) / 1000);
+      lines.push(`backlog drain through every stage (${fmt(backlog)} queued alerts): ${fmt(drainRate)} alerts/s`);
     }
-    const backlog = singlesPosted + BATCH_ALERTS;
-    const drainRate = backlog / ((performance.now() - t0) / 1000);
-    lines.push(`backlog drain through every stage (${fmt(backlog)} queued alerts): ${fmt(drainRate)} alerts/s`);
 
     const { alerts, sev1Hosts } = withSev1(buildStorm(E2E_ALERTS, { seed: 9, distinctIps: 2000 }));
     const sentAt = new Map<string, number>();
@@ -204,7 +210,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
     lines.push(`  of which webhook -> alert row (hook, normalize, dedupe): p50 ${fmt(percentile(toAlert, 50))} ms, p95 ${fmt(percentile(toAlert, 95))} ms; alert row -> incident (enrich, case): p50 ${fmt(percentile(alertToIncident, 50))} ms, p95 ${fmt(percentile(alertToIncident, 95))} ms`);
     const final = await stats(c, apiToken);
     lines.push(`books: accepted ${fmt(final.accepted)} = new ${fmt(final.new)} + deduplicated ${fmt(final.deduplicated)} + suppressed ${fmt(final.suppressed)} + dead-lettered ${fmt(final.dead_lettered)} (+ in flight ${final.in_flight})`);
-    lines.push(`failed job attempts (retried) in the drain and the storm: ${fmt(await pipelineMetric(c, 'reflex_jobs_failed_total'))}`);
+    lines.push(`failed job attempts (retried) in ${STORM_ONLY ? 'the storm' : 'the drain and the storm'}: ${fmt(await pipelineMetric(c, 'reflex_jobs_failed_total'))}`);
     // The ceiling, while the server (and its embedded cluster) is up but idle.
     const ceiling = await rawCeiling(
       backend === 'redis' ? { backend: 'redis', url: base.REDIS_URL!, prefix: `{benchraw${randomBytes(3).toString('hex')}}` } : { backend: 'postgres', url: dbUrl, schema: 'bench_raw' },
