@@ -1,3 +1,4 @@
+import type nock from 'nock';
 import { fixtureJson } from './fixtures.ts';
 
 /** Cortex answers built from ../shared/fixtures/thehive_cortex, shared by the client and pipeline tests. */
@@ -24,4 +25,16 @@ export function analyzerList(): unknown[] {
 /** The job-details fixture as POST /run answers it: same job, status changed to Waiting. */
 export function runAnswer(changes: Record<string, unknown> = {}): string {
   return JSON.stringify({ ...fixtureJson(CORTEX_JOB), status: 'Waiting', startDate: undefined, endDate: undefined, ...changes });
+}
+
+/** One analyzer run as Cortex answers it: the analyzer list, the run, then `report` from waitreport. */
+export function answerAnalyzerRun(scope: nock.Scope, report: string): nock.Scope {
+  return scope
+    .get('/api/analyzer/type/ip')
+    .reply(200, JSON.stringify(analyzerList()))
+    .post(`/api/analyzer/${ABUSE_FINDER_ID}/run`)
+    .reply(200, runAnswer())
+    .get(`/api/job/${CORTEX_JOB_ID}/waitreport`)
+    .query(true)
+    .reply(200, report);
 }

@@ -10,7 +10,7 @@ import { fixtureJson, fixtureText } from '../../helpers/fixtures.ts';
 import { settle, stats } from '../../helpers/pipeline.ts';
 import { startTestServer, type TestServer } from '../../helpers/test-server.ts';
 import { ALERT_MD, PROMOTE_MD, asV5, docEntity, duplicateAnswer } from '../../helpers/thehive-fixtures.ts';
-import { ABUSE_FINDER_ID, CORTEX_JOB_ID, CORTEX_REPORT, analyzerList, runAnswer } from '../../helpers/cortex-fixtures.ts';
+import { CORTEX_REPORT, answerAnalyzerRun } from '../../helpers/cortex-fixtures.ts';
 
 const SSHD = fixtureJson<Record<string, unknown>>('wazuh/docs_alert_5716_sshd_auth_failed.json');
 const VULN = fixtureJson<Record<string, unknown>>('wazuh/docs_alert_23505_vulnerability_detector.json');
@@ -154,14 +154,7 @@ describe('pipeline stages', () => {
   it('enriches a SEV1 deeply through a Cortex analyzer, its report stored once and shown by the alert API', async () => {
     const cortexUrl = 'https://cortex.acme.test:9001';
     const t = await tenant({ cortex: { url: cortexUrl, analyzers: ['Abuse_Finder_2_0'] } }, { 'cortex.api_key': 'cortex-key' });
-    const api = nock(cortexUrl, { reqheaders: { authorization: 'Bearer cortex-key' } })
-      .get('/api/analyzer/type/ip')
-      .reply(200, JSON.stringify(analyzerList()))
-      .post(`/api/analyzer/${ABUSE_FINDER_ID}/run`)
-      .reply(200, runAnswer())
-      .get(`/api/job/${CORTEX_JOB_ID}/waitreport`)
-      .query(true)
-      .reply(200, fixtureText(CORTEX_REPORT));
+    const api = answerAnalyzerRun(nock(cortexUrl, { reqheaders: { authorization: 'Bearer cortex-key' } }), fixtureText(CORTEX_REPORT));
     await t.post('generic/kiosk', [{ event_type: 'malware.detected', severity: 1, timestamp: '2026-11-21T10:00:00Z', host: { name: 'kiosk-9' }, observables: { ip: '8.8.8.8' } }]);
     await t.done();
     expect(api.isDone()).toBe(true);

@@ -6,7 +6,7 @@ import { ReflexError } from '../../../src/errors.ts';
 import { CortexClient } from '../../../src/integrations/cortex/cortex-client.ts';
 import type { CortexClientOptions } from '../../../src/integrations/cortex/cortex-client.ts';
 import { failure, useStrictNock } from '../../helpers/vendor-http.ts';
-import { ABUSE_FINDER_ID, CORTEX_JOB, CORTEX_JOB_ID, CORTEX_REPORT, VT_INSTANCE_ID, analyzerList, runAnswer } from '../../helpers/cortex-fixtures.ts';
+import { ABUSE_FINDER_ID, CORTEX_JOB, CORTEX_JOB_ID, CORTEX_REPORT, VT_INSTANCE_ID, analyzerList, answerAnalyzerRun, runAnswer } from '../../helpers/cortex-fixtures.ts';
 
 const fixture = (rel: string): string => readFileSync(path.resolve(process.cwd(), '../shared/fixtures', rel), 'utf8');
 const json = (rel: string): Record<string, unknown> => JSON.parse(fixture(rel)) as Record<string, unknown>;
@@ -64,14 +64,7 @@ describe('CortexClient.lookup', () => {
     ['suspicious', 'suspicious', 50],
     ['safe', 'harmless', 0],
   ] as const)('maps taxonomy level %s to %s (%i)', async (level, verdict, score) => {
-    api()
-      .get('/api/analyzer/type/ip')
-      .reply(200, JSON.stringify(analyzerList()))
-      .post(`/api/analyzer/${ABUSE_FINDER_ID}/run`)
-      .reply(200, runAnswer())
-      .get(`/api/job/${JOB_ID}/waitreport`)
-      .query(true)
-      .reply(200, reportWithLevel(level));
+    answerAnalyzerRun(api(), reportWithLevel(level));
     const v = await cortex().lookup({ kind: 'ip', value: '8.8.8.8' });
     expect([v.verdict, v.score]).toEqual([verdict, score]);
   });
@@ -120,14 +113,7 @@ describe('CortexClient.lookup', () => {
   it('fails retryably when the only analyzer job fails', async () => {
     // The report fixture turned into a failed job: Cortex puts errorMessage in the report.
     const failed = { ...json(REPORT), status: 'Failure', report: { success: false, errorMessage: 'Invalid API key' } };
-    api()
-      .get('/api/analyzer/type/ip')
-      .reply(200, JSON.stringify(analyzerList()))
-      .post(`/api/analyzer/${ABUSE_FINDER_ID}/run`)
-      .reply(200, runAnswer())
-      .get(`/api/job/${JOB_ID}/waitreport`)
-      .query(true)
-      .reply(200, JSON.stringify(failed));
+    answerAnalyzerRun(api(), JSON.stringify(failed));
     const err = await failure(cortex().lookup({ kind: 'ip', value: '8.8.8.8' }));
     expect(err.code).toBe('upstream.unavailable');
     expect(err.retryable).toBe(true);
