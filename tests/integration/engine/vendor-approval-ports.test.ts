@@ -204,7 +204,8 @@ describe('approval escalation through the real engine', () => {
 
     const { runId, approvalId } = await startGate();
     await escalated(approvalId);
-    await vi.waitFor(() => expect(pd.isDone() && sms.isDone()).toBe(true), { timeout: 10_000, interval: 25 });
+    // nock can report an interceptor done before its reply callback has recorded the request.
+    await vi.waitFor(() => expect(pd.isDone() && sms.isDone() && pages.length > 0 && texts.length > 0).toBe(true), { timeout: 10_000, interval: 25 });
     expect(pages[0]?.body).toMatchObject({ dedup_key: `approval-${approvalId}-1`, payload: { summary: 'Approval needed: Isolate web-01?', severity: 'critical' } });
     expect((texts[0]?.body as { To: string; Body: string }).To).toBe('+14155550123');
     await vi.waitFor(
