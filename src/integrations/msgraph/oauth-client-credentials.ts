@@ -200,6 +200,15 @@ function redactSecret(text: string | undefined, secret: string): string | undefi
   return text === undefined || secret.length < 6 ? text : text.split(secret).join('[REDACTED]');
 }
 
+/** The clock, timeout and fetch that were given, and only those (an absent option stays absent). */
+function givenTransport(o: { now?: (() => number) | undefined; timeoutMs?: number | undefined; fetch?: typeof fetch | undefined }) {
+  return {
+    ...(o.now === undefined ? {} : { now: o.now }),
+    ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+    ...(o.fetch === undefined ? {} : { fetch: o.fetch }),
+  };
+}
+
 /**
  * A client-credentials token source against Microsoft Entra ID (Graph and Defender both sign in
  * there): `<loginUrl>/<tenantId>/oauth2/v2.0/token`.
@@ -223,9 +232,7 @@ export function entraIdTokenSource(opts: {
     clientId: opts.clientId,
     clientSecret: opts.clientSecret,
     scope: opts.scope,
-    ...(opts.now === undefined ? {} : { now: opts.now }),
-    ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
-    ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
+    ...givenTransport(opts),
   });
 }
 
@@ -269,9 +276,7 @@ export function entraAppApi(
     baseUrl: api.baseUrl,
     describeError: api.describeError,
     mapError: api.mapError,
-    ...(app.now === undefined ? {} : { now: app.now }),
-    ...(app.timeoutMs === undefined ? {} : { timeoutMs: app.timeoutMs }),
-    ...(app.fetch === undefined ? {} : { fetch: app.fetch }),
+    ...givenTransport(app),
   });
   const base = http.url('/');
   const tokens =

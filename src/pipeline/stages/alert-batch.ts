@@ -46,12 +46,11 @@ export async function eachLimited<T>(items: readonly T[], limit: number, fn: (it
  * every stage cost 4.4 ms per 50 alerts against 1.1 ms without it (measured on a storm's rows,
  * most of it PostgreSQL's jsonb output and the JSON parse here).
  */
-export type AlertRow = Omit<Selectable<AlertsTable>, 'enrichment'>;
-
 const ALERT_COLUMNS = [
   'id', 'tenant_id', 'fingerprint', 'source', 'event_type', 'severity', 'title', 'status', 'occurrences',
   'first_seen', 'last_seen', 'event', 'incident_id', 'case_refs', 'created_at', 'last_received_at',
 ] as const satisfies readonly Exclude<keyof AlertsTable, 'enrichment'>[];
+export type AlertRow = Pick<Selectable<AlertsTable>, (typeof ALERT_COLUMNS)[number]>;
 
 /**
  * The batch's alert rows in one query (the rows are the truth, the job a pointer), and a

@@ -54,6 +54,9 @@ interface ObservableIntel<V = StoredVerdict> {
   gaps: EnrichmentRecord['gaps'];
 }
 
+/** Fresh answers, by observable key (fast providers) or by alert id (Cortex), before they are filed. */
+type Looked = Map<string, ObservableIntel<IntelVerdict>>;
+
 /**
  * enrich: observables through the IntelProvider port, for a batch of alerts at once. Fast
  * providers first, each distinct observable of the batch once: answers cached per observable for
@@ -71,19 +74,15 @@ export async function runEnrichStage(batch: AlertBatch, deps: EnrichDeps): Promi
   for (const w of wanted) for (const o of w.observables) distinct.set(keyOf(o), o);
   const intel = await readCache(deps.db, [...distinct.values()]);
   const misses = [...distinct].filter(([k]) => !intel.has(k));
-  const looked: { key: string; observable: IntelObservable; got: ObservableIntel<IntelVerdict> }[] = [];
+  const looked: Looked = new Map();
   await eachLimited(misses, deps.concurrency ?? 8, async ([key, observable]) => {
-    looked.push({ key, observable, got: await lookup(deps, batch.tenantId, observable) });
+    looked.set(key, await lookup(deps, batch.tenantId, observable));
   });
   const deepLooked = await deepLookup(deps, batch.tenantId, config, wanted.filter((w) => w.deep));
   // Every fresh answer stored once, in one statement; the cache and the records name it.
-  const filed = await fileAll(deps.db, [...looked.map((l) => l.got), ...deepLooked.values()]);
-  const fresh: { observable: IntelObservable; verdicts: StoredVerdict[] }[] = [];
-  looked.forEach(({ key, observable }, i) => {
-    intel.set(key, filed[i]!);
-    if (filed[i]!.verdicts.length) fresh.push({ observable, verdicts: filed[i]!.verdicts });
-  });
-  const cortex = new Map([...deepLooked.keys()].map((alertId, i) => [alertId, filed[looked.length + i]!]));
+  const [fetched, cortex] = await fileAll(deps.db, looked, deepLooked);
+  for (const [key, got] of fetched) intel.set(key, got);
+  const fresh = [...fetched].filter(([, got]) => got.verdicts.length > 0).map(([key, got]) => ({ observable: distinct.get(key)!, verdicts: got.verdicts }));
   await writeCache(deps.db, fresh, config.intel_cache_ttl_seconds);
 
   const records = new Map<string, EnrichmentRecord>();
@@ -120,8 +119,8 @@ export async function runEnrichStage(batch: AlertBatch, deps: EnrichDeps): Promi
 }
 
 /** Cortex analyzers for the deep alerts, per alert (a job run each); failures become gaps. */
-async function deepLookup(deps: EnrichDeps, tenantId: string, config: TenantPipelineConfig, deep: { alert: AlertRow; observables: IntelObservable[] }[]): Promise<Map<string, ObservableIntel<IntelVerdict>>> {
-  const out = new Map<string, ObservableIntel<IntelVerdict>>();
+async function deepLookup(deps: EnrichDeps, tenantId: string, config: TenantPipelineConfig, deep: { alert: AlertRow; observables: IntelObservable[] }[]): Promise<Looked> {
+  const out: Looked = new Map();
   if (deep.length === 0 || !config.cortex || config.cortex.analyzers.length === 0) return out;
   const apiKey = (await deps.vault.get(tenantId, 'cortex.api_key')) ?? (await deps.vault.get(GLOBAL_TENANT, 'cortex.api_key'));
   if (!apiKey) {
@@ -175,11 +174,15 @@ async function lookup(deps: EnrichDeps, tenantId: string, o: IntelObservable): P
   return got;
 }
 
-/** Files the answers of these lookups (fileIntelReports, one statement) and returns them, in order, naming their reports. */
-async function fileAll(db: Kysely<Database>, intel: readonly ObservableIntel<IntelVerdict>[]): Promise<ObservableIntel[]> {
-  const stored = await fileIntelReports(db, intel.flatMap((i) => i.verdicts));
+/**
+ * Files the answers of the fast lookups (by observable) and the Cortex ones (by alert) in one
+ * statement (fileIntelReports) and returns both, keyed as given, naming their reports.
+ */
+async function fileAll(db: Kysely<Database>, fast: Looked, deep: Looked): Promise<[Map<string, ObservableIntel>, Map<string, ObservableIntel>]> {
+  const stored = await fileIntelReports(db, [...fast.values(), ...deep.values()].flatMap((i) => i.verdicts));
   let next = 0;
-  return intel.map((i) => ({ verdicts: stored.slice(next, (next += i.verdicts.length)), gaps: i.gaps }));
+  const named = (g: Looked) => new Map([...g].map(([key, i]) => [key, { verdicts: stored.slice(next, (next += i.verdicts.length)), gaps: i.gaps }]));
+  return [named(fast), named(deep)];
 }
 
 /** Fresh verdicts into the cache, one statement (each observable appears once, so no row is hit twice). */
