@@ -93,6 +93,8 @@ const envSchema = z.object({
   REFLEX_SCRIPT_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   /** Set to "false" on API-only processes in a scale-out deployment. */
   REFLEX_RUN_WORKERS: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Seconds between pipeline housekeeping sweeps in a worker process (src/pipeline/housekeeping.ts); 0 turns them off. */
+  REFLEX_HOUSEKEEPING_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(7 * 86400).default(600),
   /** The public URL users reach the console at; used in links we print or send. */
   REFLEX_PUBLIC_URL: z.string().url().optional(),
   /** Comma-separated features not to start (e.g. `chat,engine` for a pipeline-only process). */
@@ -187,6 +189,8 @@ export interface Config {
   engineConcurrency: number;
   scriptConcurrency: number;
   runWorkers: boolean;
+  /** Milliseconds between housekeeping sweeps; 0: none. */
+  housekeepingIntervalMs: number;
   publicUrl: string | undefined;
   disabledFeatures: string[];
   ingest: { token: string | undefined; maxBytes: number; highWater: number };
@@ -306,6 +310,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     engineConcurrency: e.REFLEX_ENGINE_CONCURRENCY,
     scriptConcurrency: e.REFLEX_SCRIPT_CONCURRENCY,
     runWorkers: e.REFLEX_RUN_WORKERS,
+    housekeepingIntervalMs: e.REFLEX_HOUSEKEEPING_INTERVAL_SECONDS * 1000,
     publicUrl: e.REFLEX_PUBLIC_URL,
     disabledFeatures: e.REFLEX_DISABLED_FEATURES?.split(',') ?? [],
     ingest: { token: e.REFLEX_INGEST_TOKEN, maxBytes: e.REFLEX_INGEST_MAX_BYTES, highWater: e.REFLEX_INGEST_HIGH_WATER },

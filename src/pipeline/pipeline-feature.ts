@@ -9,6 +9,7 @@ import { auditedWrite } from '../store/audit-log.ts';
 import type { Database } from '../store/schema.ts';
 import type { SmtpMailer } from '../integrations/smtp/smtp-mailer.ts';
 import { incrementCounters, readCounters } from './counters.ts';
+import { Housekeeper } from './housekeeping.ts';
 import { registerHookRoutes } from './ingest/hook-routes.ts';
 import { addIngestToken, IngestAuthenticator } from './ingest/ingest-credentials.ts';
 import { IngestWriter } from './ingest/ingest-writer.ts';
@@ -104,7 +105,17 @@ export const pipelineFeature: Feature = {
       );
     }
 
+    let housekeeper: Housekeeper | undefined;
     if (config.runWorkers) {
+      if (config.housekeepingIntervalMs > 0) {
+        const hkLog = ctx.logger.child({ component: 'housekeeping' });
+        housekeeper = new Housekeeper(db, config.housekeepingIntervalMs, {
+          done: (r, ms) => {
+            if (r.correlationKeys + r.correlationPending + r.intelCache > 0) hkLog.info({ deleted: r, ms: Math.round(ms) }, 'pipeline housekeeping: stale rows deleted');
+          },
+          failed: (err) => hkLog.warn({ err }, 'pipeline housekeeping failed; the next sweep tries again'),
+        }).start();
+      }
       const onDeadLetter = (info: DeadLetterInfo) => recordDeadLetter(db, info);
       const lookupIntel = createIntelLookup(store.vault, defaultIntelProviders({ virustotal: config.intel.virustotalUrl, abuseipdb: config.intel.abuseipdbUrl }));
       const c = config.workerConcurrency;
@@ -139,6 +150,7 @@ export const pipelineFeature: Feature = {
       alertStage('trigger', (batch) => runTriggerStage(batch, { db, trigger: ctx.seams.trigger, concurrency: 4 }), []);
     }
     return async () => {
+      await housekeeper?.close();
       await writer.close();
       await mailer?.close();
     };

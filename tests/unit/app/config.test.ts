@@ -38,6 +38,7 @@ describe('config', () => {
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ REFLEX_DB_SCHEMA: 'Robert"); drop' }, 'REFLEX_DB_SCHEMA'],
     [{ NODE_ENV: 'production' }, 'DATABASE_URL'],
+    [{ REFLEX_HOUSEKEEPING_INTERVAL_SECONDS: '-5' }, 'REFLEX_HOUSEKEEPING_INTERVAL_SECONDS'],
   ])('names the bad variable: %o', (env, variable) => {
     const err = configError(env);
     expect(err).toBeInstanceOf(ReflexError);
@@ -49,6 +50,11 @@ describe('config', () => {
   it('reports every bad variable at once', () => {
     const err = configError({ PORT: 'x', LOG_LEVEL: 'y' });
     expect(err.details?.variables).toEqual(expect.arrayContaining(['PORT', 'LOG_LEVEL']));
+  });
+
+  it('sweeps every 10 minutes by default; 0 turns the sweep off', () => {
+    expect(loadConfig({}).housekeepingIntervalMs).toBe(600_000);
+    expect(loadConfig({ REFLEX_HOUSEKEEPING_INTERVAL_SECONDS: '0' }).housekeepingIntervalMs).toBe(0);
   });
 
   it('treats an empty variable as unset', () => {

@@ -1,0 +1,131 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { auditedWrite } from '../store/audit-log.ts';
+import type { Database } from '../store/schema.ts';
+import { parseTenantConfig } from './tenant-config.ts';
+
+/**
+ * Pipeline housekeeping: deletes the rows the stages can no longer read, so the tables the hot
+ * path probes stay the size of the live windows instead of growing with every alert ever seen.
+ * - `correlation_keys` rows not refreshed for the tenant's longer window (correlation or dedupe)
+ *   plus a grace period. The correlation lookup reads only rows within the correlation window,
+ *   but a repeat, which comes within the dedupe window, refreshes its alert's rows, so they are
+ *   kept for that long too. Without this, each lookup of a long-lived key (a honeypot host, a
+ *   scanner's address) reads one row per incident that key has ever joined.
+ * - `correlation_pending` rows older than the correlation window plus the grace period (an
+ *   incident that opens takes in only pending alerts within the window).
+ * - `intel_cache` rows expired longer ago than the grace period (reads take unexpired rows only).
+ *
+ * Rows are deleted in chunks, each chunk in its own audited transaction, with `for update skip
+ * locked`: a row a stage holds is left for the next sweep and nothing waits on the sweep, and two
+ * processes sweeping at once share the work instead of blocking each other.
+ * Not touched: `intel_reports` (alerts' enrichment records name them for as long as the alerts
+ * exist) and the `pipeline_batches` retry markers.
+ */
+
+/** Kept past each window, so a window raised in tenant config still finds its recent rows. */
+export const HOUSEKEEPING_GRACE_SECONDS = 3600;
+const CHUNK = 5000;
+
+export interface HousekeepingResult {
+  correlationKeys: number;
+  correlationPending: number;
+  intelCache: number;
+}
+
+export interface HousekeepingOptions {
+  graceSeconds?: number;
+  /** Rows per transaction (tests use small chunks to cover the loop). */
+  chunk?: number;
+}
+
+type Trx = Transaction<Database>;
+
+/** Deletes up to `limit` rows of `table` matching `where`, skipping rows another transaction holds. */
+async function deleteChunk(trx: Trx, table: 'correlation_keys' | 'correlation_pending' | 'intel_cache', where: ReturnType<typeof sql>, limit: number): Promise<number> {
+  const res = await sql`
+    delete from ${sql.table(table)} where ctid = any(array(
+      select ctid from ${sql.table(table)} where ${where} limit ${limit} for update skip locked))`.execute(trx);
+  return Number(res.numAffectedRows ?? 0);
+}
+
+/** Runs `step` in audited transactions until it deletes fewer than `chunk` rows of every table; the total per table. */
+async function inChunks<K extends string>(
+  db: Kysely<Database>,
+  tenantId: string | null,
+  chunk: number,
+  step: (trx: Trx) => Promise<Record<K, number>>,
+): Promise<Record<K, number>> {
+  const total = {} as Record<K, number>;
+  for (;;) {
+    const deleted = await auditedWrite(db, 'system', async (trx, audit) => {
+      const counts = await step(trx);
+      audit({ tenantId, action: 'pipeline.housekeeping', target: tenantId ? `tenant:${tenantId}` : 'intel_cache', delta: { deleted: counts } });
+      return counts;
+    });
+    for (const [k, n] of Object.entries(deleted) as [K, number][]) total[k] = (total[k] ?? 0) + n;
+    if (Object.values<number>(deleted).every((n) => n < chunk)) return total;
+  }
+}
+
+/** One sweep over every tenant. Safe to run at any time, from any number of processes. */
+export async function runHousekeeping(db: Kysely<Database>, opts: HousekeepingOptions = {}): Promise<HousekeepingResult> {
+  const grace = opts.graceSeconds ?? HOUSEKEEPING_GRACE_SECONDS;
+  const chunk = opts.chunk ?? CHUNK;
+  const out: HousekeepingResult = { correlationKeys: 0, correlationPending: 0, intelCache: 0 };
+  const tenants = await db.selectFrom('tenants').select(['id', 'config']).orderBy('id').execute();
+  for (const t of tenants) {
+    const cfg = parseTenantConfig(t.id, t.config);
+    const keysFor = Math.max(cfg.correlation_window_seconds, cfg.dedupe_window_seconds) + grace;
+    const pendingFor = cfg.correlation_window_seconds + grace;
+    // Cheap probes first: most sweeps find nothing, and an empty sweep writes no audit entry.
+    const stale = await sql<{ keys: boolean; pending: boolean }>`
+      select exists(select 1 from correlation_keys where tenant_id = ${t.id} and last_received_at < now() - make_interval(secs => ${keysFor})) as keys,
+             exists(select 1 from correlation_pending where tenant_id = ${t.id} and created_at < now() - make_interval(secs => ${pendingFor})) as pending`.execute(db);
+    if (!stale.rows[0]?.keys && !stale.rows[0]?.pending) continue;
+    const n = await inChunks(db, t.id, chunk, async (trx) => ({
+      correlation_keys: await deleteChunk(trx, 'correlation_keys', sql`tenant_id = ${t.id} and last_received_at < now() - make_interval(secs => ${keysFor})`, chunk),
+      correlation_pending: await deleteChunk(trx, 'correlation_pending', sql`tenant_id = ${t.id} and created_at < now() - make_interval(secs => ${pendingFor})`, chunk),
+    }));
+    out.correlationKeys += n.correlation_keys;
+    out.correlationPending += n.correlation_pending;
+  }
+  const expired = await sql<{ any: boolean }>`select exists(select 1 from intel_cache where expires_at < now() - make_interval(secs => ${grace})) as any`.execute(db);
+  if (expired.rows[0]?.any) {
+    const n = await inChunks(db, null, chunk, async (trx) => ({
+      intel_cache: await deleteChunk(trx, 'intel_cache', sql`expires_at < now() - make_interval(secs => ${grace})`, chunk),
+    }));
+    out.intelCache = n.intel_cache;
+  }
+  return out;
+}
+
+/**
+ * Runs runHousekeeping every `intervalMs` in the background (a run still going is not started
+ * twice); `close()` waits for a run in progress. The first run comes one interval after start.
+ */
+export class Housekeeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly intervalMs: number,
+    private readonly report: { done(result: HousekeepingResult, ms: number): void; failed(err: unknown): void },
+  ) {}
+
+  start(): this {
+    this.timer = setInterval(() => {
+      const t0 = performance.now();
+      this.running ??= runHousekeeping(this.db)
+        .then((r) => this.report.done(r, performance.now() - t0), this.report.failed)
+        .finally(() => (this.running = undefined));
+    }, this.intervalMs);
+    this.timer.unref();
+    return this;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+}
