@@ -42,35 +42,60 @@ export interface Child {
   url: string;
   env: NodeJS.ProcessEnv;
   child: ChildProcess;
+  /** The server's pid, then the worker processes' ones. */
+  pids(): number[];
   stop(): Promise<void>;
 }
 
-export async function startReflex(env: NodeJS.ProcessEnv): Promise<Child> {
+/**
+ * `reflex start` on a free port, up when /readyz answers. With `workerProcesses`, the stages run
+ * in that many `reflex worker` processes beside it instead (the scale-out layout: the API
+ * process with REFLEX_RUN_WORKERS=false), all on the same embedded PostgreSQL.
+ */
+export async function startReflex(env: NodeJS.ProcessEnv, opts: { workerProcesses?: number } = {}): Promise<Child> {
   const port = await freePort();
-  const full = { ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
+  const split = (opts.workerProcesses ?? 0) > 0;
+  const full: NodeJS.ProcessEnv = { ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...(split ? { REFLEX_RUN_WORKERS: 'false' } : {}) };
   // BENCH_SERVER_NODE_ARGS adds node flags to the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   // (node refuses --cpu-prof in NODE_OPTIONS).
   const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   const child = spawn(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', ...extra, 'bin/reflex.mjs', 'start'], { env: full, stdio: ['ignore', process.env.BENCH_SERVER_STDOUT ? 'inherit' : 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`reflex start exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) break;
-    } catch {
-      // starting
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  await ready(child, url);
+  const workers: ChildProcess[] = [];
+  for (let i = 0; i < (opts.workerProcesses ?? 0); i++) {
+    // After the server: it started the embedded PostgreSQL the workers connect to.
+    const wport = await freePort();
+    const w = spawn(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', 'bin/reflex.mjs', 'worker'], { env: { ...env, PORT: String(wport), HOST: '127.0.0.1', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+    workers.push(w);
+    await ready(w, `http://127.0.0.1:${wport}`);
   }
   return {
     url,
     env: full,
     child,
+    pids: () => [child.pid!, ...workers.map((w) => w.pid!)],
     stop: async () => {
+      for (const w of workers) {
+        w.kill('SIGTERM');
+        await once(w, 'exit');
+      }
       child.kill('SIGTERM');
       await once(child, 'exit');
     },
   };
+}
+
+async function ready(child: ChildProcess, url: string): Promise<void> {
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`reflex ${child.spawnargs.at(-1)} exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) return;
+    } catch {
+      // starting
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export async function runCli(env: NodeJS.ProcessEnv, args: string[], stdin: string): Promise<void> {
@@ -104,6 +129,15 @@ export function printBackend(backend: Backend, lines: readonly string[]): void {
  * itself cheaper. Linux only; 0 elsewhere.
  */
 export function treeCpuSeconds(pid: number): number {
+  return cpuSeconds(pid, true);
+}
+
+/** CPU seconds (user + system) spent so far by this one process; 0 when it is gone or off Linux. */
+export function processCpuSeconds(pid: number): number {
+  return cpuSeconds(pid, false);
+}
+
+function cpuSeconds(pid: number, tree: boolean): number {
   const tick = 100; // USER_HZ on Linux
   const stats = new Map<number, { ppid: number; ticks: number }>();
   let entries: string[];
@@ -118,7 +152,7 @@ export function treeCpuSeconds(pid: number): number {
       const raw = readFileSync(`/proc/${e}/stat`, 'utf8');
       const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
       // After "pid (comm) ": state ppid … utime(14) stime(15) cutime(16) cstime(17), 1-based.
-      stats.set(Number(e), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+      stats.set(Number(e), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + (tree ? Number(f[13]) + Number(f[14]) : 0) });
     } catch {
       // exited meanwhile
     }
@@ -126,7 +160,7 @@ export function treeCpuSeconds(pid: number): number {
   let total = 0;
   const walk = (p: number): void => {
     total += stats.get(p)?.ticks ?? 0;
-    for (const [child, s] of stats) if (s.ppid === p) walk(child);
+    if (tree) for (const [child, s] of stats) if (s.ppid === p) walk(child);
   };
   walk(pid);
   return total / tick;

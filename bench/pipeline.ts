@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { QueueSystem } from '../src/app/queue.ts';
 import { buildStorm, postStorm, type StormAlert } from '../tests/helpers/alert-storm.ts';
 import { QUEUE_BACKENDS } from '../tests/helpers/queue-backends.ts';
-import { perBackend, printBackend, runCli, startReflex, vendorStandIn, type Child } from './harness.ts';
+import { perBackend, printBackend, processCpuSeconds, runCli, startReflex, treeCpuSeconds, vendorStandIn, type Child } from './harness.ts';
 import { hasWrk, wrkPost } from './wrk.ts';
 import { fmt, percentile } from './stats.ts';
 
@@ -28,6 +29,55 @@ const E2E_ALERTS = Number(process.env.BENCH_E2E_ALERTS ?? 20_000);
 /** BENCH_PIPELINE_STORM_ONLY=1: only the end-to-end storm, into a fresh server (about 40 s a backend, for A/B runs). */
 const STORM_ONLY = process.env.BENCH_PIPELINE_STORM_ONLY === '1';
 const SEV1_SHARE = 0.02;
+/**
+ * BENCH_PIPELINE_WORKER_PROCESSES=N: the stages run in N `reflex worker` processes beside an API
+ * process that runs none (the scale-out layout), for the drain and the storm. Default 0: one
+ * `reflex start` process does everything, as `npm start` does.
+ */
+const WORKER_PROCESSES = Number(process.env.BENCH_PIPELINE_WORKER_PROCESSES ?? 0);
+
+/** CPU seconds so far: the server's node process, its embedded PostgreSQL, worker processes, Redis. */
+interface CpuSample {
+  node: number;
+  postgres: number;
+  workers: number;
+  redis: number;
+}
+
+async function redisPid(url: string): Promise<number | undefined> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await r.connect();
+    const m = /process_id:(\d+)/.exec(await r.info('server'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    r.disconnect();
+  }
+}
+
+function cpuSample(c: Child, redis: number | undefined): CpuSample {
+  const [server, ...workers] = c.pids();
+  const node = processCpuSeconds(server!);
+  return {
+    node,
+    postgres: treeCpuSeconds(server!) - node,
+    workers: workers.reduce((n, pid) => n + treeCpuSeconds(pid), 0),
+    redis: redis === undefined ? 0 : processCpuSeconds(redis),
+  };
+}
+
+/** `node 0.41 + PostgreSQL 0.30 + Redis 0.05 = 0.76 ms per alert`, from two samples. */
+function cpuPerAlert(a: CpuSample, b: CpuSample, alerts: number, wallSeconds: number): string {
+  const ms = (k: keyof CpuSample) => ((b[k] - a[k]) * 1000) / alerts;
+  const parts: [string, number][] = [['server node', ms('node')], ['embedded PostgreSQL', ms('postgres')]];
+  if (WORKER_PROCESSES > 0) parts.push([`${WORKER_PROCESSES} worker process${WORKER_PROCESSES > 1 ? 'es' : ''}`, ms('workers')]);
+  if (b.redis > 0) parts.push(['Redis', ms('redis')]);
+  const total = parts.reduce((n, [, v]) => n + v, 0);
+  const cores = (total * alerts) / 1000 / wallSeconds;
+  return `CPU per alert in the storm: ${parts.map(([k, v]) => `${k} ${fmt(v, 2)}`).join(' + ')} = ${fmt(total, 2)} ms (${fmt(cores, 2)} of ${os.cpus().length} cores busy on average)`;
+}
 
 async function stats(c: Child, apiToken: string): Promise<{ accepted: number; in_flight: number; new: number; deduplicated: number; suppressed: number; dead_lettered: number }> {
   return (await (await fetch(`${c.url}/api/v1/pipeline/stats`, { headers: { authorization: `Bearer ${apiToken}` } })).json()) as never;
@@ -112,7 +162,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
   try {
     // 1. Hook path alone: workers off, so this measures validation + durable enqueue (skipped,
     // with the drain, under BENCH_PIPELINE_STORM_ONLY: the server starts with its workers on).
-    let c = await startReflex({ ...base, REFLEX_RUN_WORKERS: STORM_ONLY ? 'true' : 'false' });
+    let c = STORM_ONLY ? await startReflex(base, { workerProcesses: WORKER_PROCESSES }) : await startReflex({ ...base, REFLEX_RUN_WORKERS: 'false' });
     await runCli(c.env, ['secrets', 'set', 'virustotal.api_key'], 'bench-vt-key');
     await runCli(c.env, ['secrets', 'set', 'abuseipdb.api_key'], 'bench-abuse-key');
     let t0: number;
@@ -149,7 +199,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
       lines.push(`ingest, NDJSON batches of 1,000 (${fmt(BATCH_ALERTS)} alerts, 8 concurrent): ${fmt(batchRate)} alerts/s`);
 
       // 2. Drain what phase 1 queued with the workers on (a backlog drain), then a live storm.
-      c = await startReflex(base);
+      c = await startReflex(base, { workerProcesses: WORKER_PROCESSES });
       t0 = performance.now();
       for (;;) {
         const st = await stats(c, apiToken);
@@ -165,6 +215,8 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
     const sentAt = new Map<string, number>();
     for (const h of sev1Hosts) sentAt.set(h, 0);
     const jobsBefore = await pipelineMetrics(c, 'reflex_jobs_completed_total');
+    const redis = backend === 'redis' ? await redisPid(base.REDIS_URL!) : undefined;
+    const cpu0 = cpuSample(c, redis);
     const wall0 = Date.now();
     t0 = performance.now();
     // SEV1 alerts go as single POSTs spread through the storm, sent by the same 16 clients as the
@@ -186,6 +238,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const e2eSeconds = (performance.now() - t0) / 1000;
+    const cpu1 = cpuSample(c, redis);
     const e2eRate = E2E_ALERTS / e2eSeconds;
     const jobsAfter = await pipelineMetrics(c, 'reflex_jobs_completed_total');
     const jobCounts = [...jobsAfter].map(([q, n]) => `${q} ${fmt(n - (jobsBefore.get(q) ?? 0))}`).join(', ');
@@ -203,9 +256,11 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
     // Where that time goes: hook + normalize + dedupe (to the alert row), then enrich + case.
     const toAlert = rows.rows.map((r) => r.alerted.getTime() - (sentAt.get(r.host) ?? 0)).filter((ms) => ms >= 0);
     const alertToIncident = rows.rows.map((r) => r.created.getTime() - r.alerted.getTime());
-    lines.push(`end to end through every stage (${fmt(E2E_ALERTS)} alerts, 20% single POSTs, vendors local): ${fmt(e2eRate)} alerts/s; vendor calls ${fmt(vendors.calls())}`);
+    const layout = WORKER_PROCESSES > 0 ? `, stages in ${WORKER_PROCESSES} worker process${WORKER_PROCESSES > 1 ? 'es' : ''}` : '';
+    lines.push(`end to end through every stage (${fmt(E2E_ALERTS)} alerts, 20% single POSTs, vendors local${layout}): ${fmt(e2eRate)} alerts/s; vendor calls ${fmt(vendors.calls())}`);
     lines.push(`  of which posting the storm: ${fmt(postedIn, 1)} s (${fmt(E2E_ALERTS / postedIn)} alerts/s), the stages' tail after the last POST: ${fmt(e2eSeconds - postedIn, 1)} s`);
     lines.push(`  jobs completed in the storm, per stage: ${jobCounts}`);
+    lines.push(`  ${cpuPerAlert(cpu0, cpu1, E2E_ALERTS, e2eSeconds)}`);
     lines.push(`webhook -> incident for SEV1 during that storm (${toIncident.length} of ${sev1Hosts.length}): p50 ${fmt(percentile(toIncident, 50))} ms, p95 ${fmt(percentile(toIncident, 95))} ms, p99 ${fmt(percentile(toIncident, 99))} ms`);
     lines.push(`  of which webhook -> alert row (hook, normalize, dedupe): p50 ${fmt(percentile(toAlert, 50))} ms, p95 ${fmt(percentile(toAlert, 95))} ms; alert row -> incident (enrich, case): p50 ${fmt(percentile(alertToIncident, 50))} ms, p95 ${fmt(percentile(alertToIncident, 95))} ms`);
     const final = await stats(c, apiToken);
