@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { auditedWrite } from '../store/audit-log.ts';
 import type { Database } from '../store/schema.ts';
+import { attachPendingAlerts } from './stages/case-stage.ts';
 import { parseTenantConfig } from './tenant-config.ts';
 
 /**
@@ -11,9 +12,13 @@ import { parseTenantConfig } from './tenant-config.ts';
  *   but a repeat, which comes within the dedupe window, refreshes its alert's rows, so they are
  *   kept for that long too. Without this, each lookup of a long-lived key (a honeypot host, a
  *   scanner's address) reads one row per incident that key has ever joined.
- * - `correlation_pending` rows older than the correlation window plus the grace period (an
- *   incident that opens takes in only pending alerts within the window).
+ * - `correlation_pending` rows older than the correlation window (an incident that opens takes in
+ *   only pending alerts within the window; the case stage deletes such rows too, when one opens).
  * - `intel_cache` rows expired longer ago than the grace period (reads take unexpired rows only).
+ * Then it attaches the pending alerts still within the window to any open incident that shares a
+ * key with them (attachPendingAlerts). The case stage does that when it opens an incident; should
+ * that step fail after the incident's commit, the job's retry does not open the incident again,
+ * and the sweep is what attaches them.
  *
  * Rows are deleted in chunks, each chunk in its own audited transaction, with `for update skip
  * locked`: a row a stage holds is left for the next sweep and nothing waits on the sweep, and two
@@ -30,6 +35,8 @@ export interface HousekeepingResult {
   correlationKeys: number;
   correlationPending: number;
   intelCache: number;
+  /** Pending alerts attached to an incident by the sweep. */
+  attached: number;
 }
 
 export interface HousekeepingOptions {
@@ -71,23 +78,27 @@ async function inChunks<K extends string>(
 export async function runHousekeeping(db: Kysely<Database>, opts: HousekeepingOptions = {}): Promise<HousekeepingResult> {
   const grace = opts.graceSeconds ?? HOUSEKEEPING_GRACE_SECONDS;
   const chunk = opts.chunk ?? CHUNK;
-  const out: HousekeepingResult = { correlationKeys: 0, correlationPending: 0, intelCache: 0 };
+  const out: HousekeepingResult = { correlationKeys: 0, correlationPending: 0, intelCache: 0, attached: 0 };
   const tenants = await db.selectFrom('tenants').select(['id', 'config']).orderBy('id').execute();
   for (const t of tenants) {
     const cfg = parseTenantConfig(t.id, t.config);
     const keysFor = Math.max(cfg.correlation_window_seconds, cfg.dedupe_window_seconds) + grace;
-    const pendingFor = cfg.correlation_window_seconds + grace;
+    const pendingFor = cfg.correlation_window_seconds;
     // Cheap probes first: most sweeps find nothing, and an empty sweep writes no audit entry.
-    const stale = await sql<{ keys: boolean; pending: boolean }>`
+    const found = await sql<{ keys: boolean; stale_pending: boolean; pending: boolean }>`
       select exists(select 1 from correlation_keys where tenant_id = ${t.id} and last_received_at < now() - make_interval(secs => ${keysFor})) as keys,
-             exists(select 1 from correlation_pending where tenant_id = ${t.id} and created_at < now() - make_interval(secs => ${pendingFor})) as pending`.execute(db);
-    if (!stale.rows[0]?.keys && !stale.rows[0]?.pending) continue;
-    const n = await inChunks(db, t.id, chunk, async (trx) => ({
-      correlation_keys: await deleteChunk(trx, 'correlation_keys', sql`tenant_id = ${t.id} and last_received_at < now() - make_interval(secs => ${keysFor})`, chunk),
-      correlation_pending: await deleteChunk(trx, 'correlation_pending', sql`tenant_id = ${t.id} and created_at < now() - make_interval(secs => ${pendingFor})`, chunk),
-    }));
-    out.correlationKeys += n.correlation_keys;
-    out.correlationPending += n.correlation_pending;
+             exists(select 1 from correlation_pending where tenant_id = ${t.id} and created_at < now() - make_interval(secs => ${pendingFor})) as stale_pending,
+             exists(select 1 from correlation_pending where tenant_id = ${t.id}) as pending`.execute(db);
+    const probe = found.rows[0];
+    if (probe?.keys || probe?.stale_pending) {
+      const n = await inChunks(db, t.id, chunk, async (trx) => ({
+        correlation_keys: await deleteChunk(trx, 'correlation_keys', sql`tenant_id = ${t.id} and last_received_at < now() - make_interval(secs => ${keysFor})`, chunk),
+        correlation_pending: await deleteChunk(trx, 'correlation_pending', sql`tenant_id = ${t.id} and created_at < now() - make_interval(secs => ${pendingFor})`, chunk),
+      }));
+      out.correlationKeys += n.correlation_keys;
+      out.correlationPending += n.correlation_pending;
+    }
+    if (probe?.pending) out.attached += await attachPendingAlerts(db, t.id, 'any', cfg.correlation_window_seconds);
   }
   const expired = await sql<{ any: boolean }>`select exists(select 1 from intel_cache where expires_at < now() - make_interval(secs => ${grace})) as any`.execute(db);
   if (expired.rows[0]?.any) {

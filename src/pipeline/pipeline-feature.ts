@@ -111,7 +111,7 @@ export const pipelineFeature: Feature = {
         const hkLog = ctx.logger.child({ component: 'housekeeping' });
         housekeeper = new Housekeeper(db, config.housekeepingIntervalMs, {
           done: (r, ms) => {
-            if (r.correlationKeys + r.correlationPending + r.intelCache > 0) hkLog.info({ deleted: r, ms: Math.round(ms) }, 'pipeline housekeeping: stale rows deleted');
+            if (r.correlationKeys + r.correlationPending + r.intelCache + r.attached > 0) hkLog.info({ ...r, ms: Math.round(ms) }, 'pipeline housekeeping: stale rows deleted, pending alerts attached');
           },
           failed: (err) => hkLog.warn({ err }, 'pipeline housekeeping failed; the next sweep tries again'),
         }).start();

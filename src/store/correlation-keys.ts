@@ -113,19 +113,24 @@ export async function clearPendingAlerts(db: Db, alertIds: readonly string[]): P
 }
 
 /**
- * For incidents just opened (and committed), the pending alerts of the tenant within the window
- * that share a key with one of them, each with the incident whose key was seen last. Pending rows
- * older than the window are deleted on the way.
+ * The pending alerts of the tenant within the window that share a key, seen within the window,
+ * with an open incident: each with the incident whose key was seen last. `incidentIds` limits the
+ * incidents to those (just opened and committed, by the case stage); `'any'` takes every open one
+ * (the housekeeping sweep, which repairs a back-fill that failed after its incident's commit).
+ * Pending rows older than the window are deleted on the way.
  */
-export async function incidentsTakePending(db: Db, tenantId: string, incidentIds: readonly string[], windowSeconds: number): Promise<Map<string, string>> {
-  if (incidentIds.length === 0) return new Map();
+export async function incidentsTakePending(db: Db, tenantId: string, incidentIds: readonly string[] | 'any', windowSeconds: number): Promise<Map<string, string>> {
+  if (incidentIds !== 'any' && incidentIds.length === 0) return new Map();
   await sql`delete from correlation_pending where tenant_id = ${tenantId} and created_at < now() - make_interval(secs => ${windowSeconds})`.execute(db);
+  const only = incidentIds === 'any' ? sql`` : sql`and c.incident_id = any(${[...incidentIds]}::uuid[])`;
   const { rows } = await sql<{ alert_id: string; incident_id: string }>`
     select distinct on (p.alert_id) p.alert_id, c.incident_id
-    from correlation_keys c
-    join correlation_pending p on p.tenant_id = c.tenant_id and p.key = c.key
-    where c.tenant_id = ${tenantId} and c.incident_id = any(${[...incidentIds]}::uuid[])
+    from correlation_pending p
+    join correlation_keys c on c.tenant_id = p.tenant_id and c.key = p.key
+    where p.tenant_id = ${tenantId} ${only}
       and p.created_at >= now() - make_interval(secs => ${windowSeconds})
+      and c.last_received_at >= now() - make_interval(secs => ${windowSeconds})
+      and (select i.status from incidents i where i.id = c.incident_id) <> 'closed'
     order by p.alert_id, c.last_received_at desc`.execute(db);
   return new Map(rows.map((r) => [r.alert_id, r.incident_id]));
 }

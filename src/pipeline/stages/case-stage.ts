@@ -148,12 +148,21 @@ async function openIncidents(deps: CaseDeps, tenantId: string, openers: AlertRow
   });
   for (const incident of opened) await deps.incidentEvents?.emit({ type: 'incident.created', incident });
   // Related alerts that went through this stage a moment ago and found no incident: they join.
-  const taken = await incidentsTakePending(deps.db, tenantId, opened.map((i) => i.id), windowSeconds);
-  if (taken.size > 0) {
-    const { rows } = await loadBatchAlerts(deps.db, { tenantId, alertIds: [...taken.keys()] });
-    await attachToIncidents(deps.db, tenantId, rows.filter((a) => !a.incident_id).map((alert) => ({ alert, incidentId: taken.get(alert.id)! })));
-  }
+  await attachPendingAlerts(deps.db, tenantId, opened.map((i) => i.id), windowSeconds);
   return out;
+}
+
+/**
+ * Attaches the tenant's pending alerts (left without an incident, see recordPendingAlerts) to the
+ * incidents that share a key with them within the window: the incidents just opened, or any open
+ * one (`'any'`, the housekeeping sweep). Returns how many alerts it attached.
+ */
+export async function attachPendingAlerts(db: Kysely<Database>, tenantId: string, incidentIds: readonly string[] | 'any', windowSeconds: number): Promise<number> {
+  const taken = await incidentsTakePending(db, tenantId, incidentIds, windowSeconds);
+  if (taken.size === 0) return 0;
+  const { rows } = await loadBatchAlerts(db, { tenantId, alertIds: [...taken.keys()] });
+  const linked = await attachToIncidents(db, tenantId, rows.filter((a) => !a.incident_id).map((alert) => ({ alert, incidentId: taken.get(alert.id)! })));
+  return [...linked.values()].filter((l) => l.correlated).length;
 }
 
 /** The alerts grouped by the correlation keys they share (host, IPs, hashes), transitively. */

@@ -5,8 +5,8 @@ import { createIncident } from '../../../src/store/incidents.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/test-database.ts';
 import { startTestServer } from '../../helpers/test-server.ts';
 
-const A = 'hk-a'; // default windows: 3600 s each, so keys and pending rows live 3600 + 3600 s
-const B = 'hk-b'; // correlation 60 s, dedupe 7200 s: keys live 7200 + 3600 s, pending rows 60 + 3600 s
+const A = 'hk-a'; // default windows: 3600 s each, so keys live 3600 + 3600 s, pending rows 3600 s
+const B = 'hk-b'; // correlation 60 s, dedupe 7200 s: keys live 7200 + 3600 s, pending rows 60 s
 
 describe('pipeline housekeeping', () => {
   let t: TestDatabase;
@@ -33,13 +33,14 @@ describe('pipeline housekeeping', () => {
     await sql`insert into correlation_keys (tenant_id, key, incident_id, last_received_at) values (${tenantId}, ${name}, ${incidents[tenantId]!}, ${ago(secondsAgo)})`.execute(t.db);
   }
 
-  async function pending(tenantId: string, name: string, secondsAgo: number): Promise<void> {
+  async function pending(tenantId: string, name: string, secondsAgo: number): Promise<string> {
     const alert = await t.db
       .insertInto('alerts')
       .values({ tenant_id: tenantId, fingerprint: name, source: 'wazuh', event_type: 'auth.failed', severity: 3, title: name, first_seen: new Date(), last_seen: new Date(), event: '{}' })
       .returning('id')
       .executeTakeFirstOrThrow();
     await sql`insert into correlation_pending (tenant_id, key, alert_id, created_at) values (${tenantId}, ${name}, ${alert.id}, ${ago(secondsAgo)})`.execute(t.db);
+    return alert.id;
   }
 
   async function cached(value: string, expiredSecondsAgo: number): Promise<void> {
@@ -57,13 +58,13 @@ describe('pipeline housekeeping', () => {
     await key(A, 'a-fresh', 10);
     await key(A, 'a-edge', 7000);
     for (let i = 0; i < 5; i++) await key(A, `a-stale-${i}`, 7400 + i * 1000);
-    await pending(A, 'a-pending-fresh', 7000);
-    await pending(A, 'a-pending-stale', 7400);
-    // Tenant B: the longer dedupe window keeps its keys (a repeat refreshes them), pending rows go after 3660 s.
+    await pending(A, 'a-pending-fresh', 3000);
+    await pending(A, 'a-pending-stale', 4000);
+    // Tenant B: the longer dedupe window keeps its keys (a repeat refreshes them), pending rows go after 60 s.
     await key(B, 'b-kept-for-repeats', 9000);
     await key(B, 'b-stale', 11_000);
-    await pending(B, 'b-pending-fresh', 3000);
-    await pending(B, 'b-pending-stale', 4000);
+    await pending(B, 'b-pending-fresh', 30);
+    await pending(B, 'b-pending-stale', 120);
     // The cache: rows that expired within the grace period stay, as do unexpired ones.
     await cached('203.0.113.1', -600);
     await cached('203.0.113.2', 600);
@@ -72,7 +73,7 @@ describe('pipeline housekeeping', () => {
 
     const result = await runHousekeeping(t.db, { chunk: 2 });
 
-    expect(result).toEqual({ correlationKeys: 6, correlationPending: 2, intelCache: 2 });
+    expect(result).toEqual({ correlationKeys: 6, correlationPending: 2, intelCache: 2, attached: 0 });
     expect(await names('correlation_keys', A)).toEqual(['a-edge', 'a-fresh']);
     expect(await names('correlation_keys', B)).toEqual(['b-kept-for-repeats']);
     expect(await names('correlation_pending', A)).toEqual(['a-pending-fresh']);
@@ -94,8 +95,32 @@ describe('pipeline housekeeping', () => {
     expect(audit.find((a) => a.tenant_id === null)?.target).toBe('intel_cache');
 
     // Nothing left to do: zero counts, and no audit entry for an empty sweep.
-    expect(await runHousekeeping(t.db, { chunk: 2 })).toEqual({ correlationKeys: 0, correlationPending: 0, intelCache: 0 });
+    expect(await runHousekeeping(t.db, { chunk: 2 })).toEqual({ correlationKeys: 0, correlationPending: 0, intelCache: 0, attached: 0 });
     expect(await housekeepingAudit()).toHaveLength(audit.length);
+  });
+
+  it('attaches a pending alert to an open incident sharing its key (a back-fill lost after the incident committed)', async () => {
+    const C = 'hk-c';
+    await t.db.insertInto('tenants').values({ id: C, name: C, config: '{}' }).execute();
+    const open = await createIncident(t.db, { tenantId: C, title: 'web-9 incident', severity: 1, createdBy: 'test', alertIds: [] });
+    const closed = await createIncident(t.db, { tenantId: C, title: 'web-10 incident', severity: 1, createdBy: 'test', alertIds: [] });
+    await t.db.updateTable('incidents').set({ status: 'closed' }).where('id', '=', closed.id).execute();
+    await sql`insert into correlation_keys (tenant_id, key, incident_id, last_received_at)
+              values (${C}, 'host:web-9', ${open.id}, now()), (${C}, 'host:web-10', ${closed.id}, now())`.execute(t.db);
+    const joins = await pending(C, 'host:web-9', 60);
+    const stays = await pending(C, 'host:web-10', 60);
+
+    expect((await runHousekeeping(t.db)).attached).toBe(1);
+
+    const linked = await t.db.selectFrom('alerts').select(['id', 'incident_id']).where('id', 'in', [joins, stays]).execute();
+    expect(Object.fromEntries(linked.map((a) => [a.id, a.incident_id]))).toEqual({ [joins]: open.id, [stays]: null });
+    expect(await names('correlation_pending', C)).toEqual(['host:web-10']);
+    const timeline = await t.db.selectFrom('timeline_entries').select(['kind', 'data']).where('incident_id', '=', open.id).where('kind', '=', 'alert.correlated').execute();
+    expect(timeline.map((e) => (e.data as { alertId: string }).alertId)).toEqual([joins]);
+    const audit = await t.db.selectFrom('audit_log').select(['delta']).where('action', '=', 'alert.correlate').where('target', '=', `incident:${open.id}`).execute();
+    expect(audit.map((a) => a.delta)).toEqual([{ alerts: [joins] }]);
+    // Once attached it is no longer pending: the next sweep has nothing to do.
+    expect((await runHousekeeping(t.db)).attached).toBe(0);
   });
 
   it('leaves a row another transaction holds for the next sweep instead of waiting on it', async () => {
