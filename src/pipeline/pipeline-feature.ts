@@ -14,7 +14,7 @@ import { registerHookRoutes } from './ingest/hook-routes.ts';
 import { addIngestToken, IngestAuthenticator } from './ingest/ingest-credentials.ts';
 import { IngestWriter } from './ingest/ingest-writer.ts';
 import { alertJob, dedupeJob, normalizeJob, PIPELINE_QUEUES, type AlertBatch, type DedupeJob, type NormalizeJob, type PipelineStage } from './jobs.ts';
-import { runAlertBatch, type BatchOutcome } from './stages/alert-batch.ts';
+import { runAlertBatch, type AlertBatchOptions, type BatchOutcome } from './stages/alert-batch.ts';
 import { coalesce } from './stages/stage-coalescer.ts';
 import { runCaseStage } from './stages/case-stage.ts';
 import { createDedupeStage } from './stages/dedupe-stage.ts';
@@ -23,6 +23,7 @@ import { runNormalizeStage } from './stages/normalize-stage.ts';
 import { runNotifyStage } from './stages/notify-stage.ts';
 import { runTriggerStage } from './stages/trigger-stage.ts';
 import { registerRollupMetrics } from './rollup-metrics.ts';
+import type { TenantPipelineConfig } from './tenant-config.ts';
 import { TenantDirectory } from './tenant-directory.ts';
 
 function parseJob<T>(schema: z.ZodType<T>, data: unknown, queue: string): T {
@@ -121,12 +122,15 @@ export const pipelineFeature: Feature = {
       const c = config.workerConcurrency;
       queues.createWorker({ name: PIPELINE_QUEUES.normalize, concurrency: Math.max(2, c >> 2), onDeadLetter, processor: (job) => runNormalizeStage(parseJob(normalizeJob, job.data, job.queueName), { db, queues }) });
       // Dedupe jobs in flight wait for a shared transaction (createDedupeStage): more of them, larger merges.
-      const dedupe = createDedupeStage({ db, queues, tenants, notifies: (tenantId, cfg) => ctx.seams.notifiers.some((n) => n.enabledFor(tenantId, cfg)) });
+      // Whether a notifier of this process posts the tenant's alerts: without one, neither first
+      // messages (the case stage's hand-on) nor repeat updates (dedupe's) are queued.
+      const notifies = (tenantId: string, cfg: TenantPipelineConfig) => ctx.seams.notifiers.some((n) => n.enabledFor(tenantId, cfg));
+      const dedupe = createDedupeStage({ db, queues, tenants, notifies });
       queues.createWorker({ name: PIPELINE_QUEUES.dedupe, concurrency: c * 2, onDeadLetter, processor: (job) => dedupe(parseJob(dedupeJob, job.data, job.queueName)) });
       const log = ctx.logger.child({ component: 'pipeline' });
       // Alert-stage jobs mostly wait for their share of a merged batch (stage-coalescer.ts), so
       // more of them in flight means larger batches, not more load.
-      const alertStage = <R>(stage: PipelineStage, perBatch: (batch: AlertBatch) => Promise<BatchOutcome<R>>, next: readonly { stage: PipelineStage; kind?: 'first' }[]) => {
+      const alertStage = <R>(stage: PipelineStage, perBatch: (batch: AlertBatch) => Promise<BatchOutcome<R>>, next: AlertBatchOptions<R>['next']) => {
         const merged = coalesce(perBatch, { name: PIPELINE_QUEUES[stage] });
         queues.createWorker({
           name: PIPELINE_QUEUES[stage],
@@ -145,7 +149,11 @@ export const pipelineFeature: Feature = {
         });
       };
       alertStage('enrich', (batch) => runEnrichStage(batch, { db, tenants, vault: store.vault, lookupIntel, concurrency: 16 }), [{ stage: 'case' }]);
-      alertStage('case', (batch) => runCaseStage(batch, { db, tenants, vault: store.vault, incidentEvents: ctx.seams.incidentEvents, concurrency: 4 }), [{ stage: 'notify', kind: 'first' }, { stage: 'trigger' }]);
+      // Seams are read per batch: a chat transport or the engine may register after this.
+      alertStage('case', (batch) => runCaseStage(batch, { db, tenants, vault: store.vault, incidentEvents: ctx.seams.incidentEvents, concurrency: 4 }), [
+        { stage: 'notify', kind: 'first', when: async (tenantId) => notifies(tenantId, await tenants.config(tenantId)) },
+        { stage: 'trigger', when: (tenantId) => ctx.seams.trigger.wants?.(tenantId) ?? true },
+      ]);
       alertStage('notify', (batch) => runNotifyStage(batch, { db, tenants, notifiers: ctx.seams.notifiers, concurrency: 8 }), []);
       alertStage('trigger', (batch) => runTriggerStage(batch, { db, trigger: ctx.seams.trigger, concurrency: 4 }), []);
     }

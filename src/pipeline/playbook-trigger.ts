@@ -10,11 +10,20 @@ import type { SentinelEvent } from './event.ts';
  */
 export interface PlaybookTrigger {
   onAlert(input: { tenantId: string; alertId: string; incidentId: string | null; event: SentinelEvent }): Promise<{ runIds: string[] }>;
+  /**
+   * Whether any playbook could start for this tenant's alerts. When it says no, the pipeline
+   * does not queue the trigger stage at all. Absent: yes, always queue.
+   */
+  wants?(tenantId: string): boolean | Promise<boolean>;
 }
 
-/** What the pipeline uses when no engine is wired: nothing matches, and that is recorded as such. */
+/**
+ * What the pipeline uses when no engine is wired (`REFLEX_DISABLED_FEATURES=engine`): nothing
+ * matches, so the trigger stage is not queued.
+ */
 export const NO_PLAYBOOKS: PlaybookTrigger = {
   async onAlert() {
     return { runIds: [] };
   },
+  wants: () => false,
 };

@@ -19,8 +19,11 @@ export interface AlertBatchOptions<R> {
    * alone; if it throws, every alert of a larger batch does (a poison alert is isolated that way).
    */
   perBatch: (batch: AlertBatch) => Promise<BatchOutcome<R>>;
-  /** Stages that take the alerts this one handled. */
-  next: readonly { stage: PipelineStage; kind?: 'first' }[];
+  /**
+   * Stages that take the alerts this one handled. `when` (asked per batch) says whether that
+   * stage can do anything for the tenant; when it says no, no job is queued for it.
+   */
+  next: readonly { stage: PipelineStage; kind?: 'first'; when?: (tenantId: string) => boolean | Promise<boolean> }[];
   onAlertFailed?: (alertId: string, err: unknown) => void;
 }
 
@@ -138,6 +141,7 @@ export async function runAlertBatch<R>(job: AlertJob, opts: AlertBatchOptions<R>
   if (handled.length > 0) {
     const key = job.batchKey ?? (ids.length === 1 ? ids[0]! : undefined);
     for (const next of opts.next) {
+      if (next.when && !(await next.when(job.tenantId))) continue;
       // Without a key (a batch queued by hand) the next job gets a fresh id; with one, a retry is a no-op.
       const jobKey = key ?? `${ids[0]}-${ids.length}`;
       await opts.queues.add(

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { QueueSystem, type QueueBackendConfig } from '../../../src/app/queue.ts';
 import { ReflexError } from '../../../src/errors.ts';
 import { PIPELINE_QUEUES, alertJob, type AlertBatch, type AlertJob } from '../../../src/pipeline/jobs.ts';
+import { NO_PLAYBOOKS } from '../../../src/pipeline/playbook-trigger.ts';
 import { runAlertBatch } from '../../../src/pipeline/stages/alert-batch.ts';
 import { QUEUE_BACKENDS } from '../../helpers/queue-backends.ts';
 
@@ -61,6 +62,30 @@ describe('alert stages over batch jobs', () => {
     // The same batch run again (a worker died after queueing) adds nothing new.
     await runAlertBatch(job, { stage: 'enrich', queues: qs, perBatch: all(1), next: [{ stage: 'case' }] });
     expect(await waiting(PIPELINE_QUEUES.case)).toHaveLength(1);
+  });
+
+  it('queues no job for a next stage that says it can do nothing for the tenant (no notifier, no engine)', async () => {
+    config = redis.fresh();
+    qs = new QueueSystem(config);
+    const asked: string[] = [];
+    const job: AlertJob = { tenantId: 'acme', alertIds: [randomUUID(), randomUUID()], batchKey: 'b2-0' };
+    await runAlertBatch(job, {
+      stage: 'case',
+      queues: qs,
+      perBatch: all(1),
+      next: [
+        { stage: 'notify', kind: 'first', when: async (tenantId) => (asked.push(tenantId), false) },
+        { stage: 'trigger', when: NO_PLAYBOOKS.wants },
+      ],
+    });
+    expect(asked).toEqual(['acme']);
+    expect(await waiting(PIPELINE_QUEUES.notify)).toEqual([]);
+    expect(await waiting(PIPELINE_QUEUES.trigger)).toEqual([]);
+
+    // The same batch where the tenant has a notifier: its first-message job is queued.
+    await runAlertBatch(job, { stage: 'case', queues: qs, perBatch: all(1), next: [{ stage: 'notify', kind: 'first', when: () => true }, { stage: 'trigger', when: NO_PLAYBOOKS.wants }] });
+    expect((await waiting(PIPELINE_QUEUES.notify)).map((j) => j.id)).toEqual(['notify-b2-0-first']);
+    expect(await waiting(PIPELINE_QUEUES.trigger)).toEqual([]);
   });
 
   it('re-queues every alert alone when the batch itself fails (its shared read or write), and hands nothing on', async () => {
