@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { PeriodicTask } from '../periodic-task.ts';
 import { auditedWrite } from '../store/audit-log.ts';
 import type { Database } from '../store/schema.ts';
 import { attachPendingAlerts } from './stages/case-stage.ts';
@@ -111,32 +112,25 @@ export async function runHousekeeping(db: Kysely<Database>, opts: HousekeepingOp
 }
 
 /**
- * Runs runHousekeeping every `intervalMs` in the background (a run still going is not started
- * twice); `close()` waits for a run in progress. The first run comes one interval after start.
+ * Runs runHousekeeping every `intervalMs` in the background (PeriodicTask: never two runs at
+ * once); `close()` waits for a run in progress. The first run comes one interval after start.
  */
 export class Housekeeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
+  private readonly task: PeriodicTask;
 
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly intervalMs: number,
-    private readonly report: { done(result: HousekeepingResult, ms: number): void; failed(err: unknown): void },
-  ) {}
+  constructor(db: Kysely<Database>, intervalMs: number, report: { done(result: HousekeepingResult, ms: number): void; failed(err: unknown): void }) {
+    this.task = new PeriodicTask(async () => {
+      const t0 = performance.now();
+      await runHousekeeping(db).then((r) => report.done(r, performance.now() - t0), report.failed);
+    }, intervalMs);
+  }
 
   start(): this {
-    this.timer = setInterval(() => {
-      const t0 = performance.now();
-      this.running ??= runHousekeeping(this.db)
-        .then((r) => this.report.done(r, performance.now() - t0), this.report.failed)
-        .finally(() => (this.running = undefined));
-    }, this.intervalMs);
-    this.timer.unref();
+    this.task.start();
     return this;
   }
 
-  async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  close(): Promise<void> {
+    return this.task.stop();
   }
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { ReflexError } from '../errors.ts';
+import { PeriodicTask } from '../periodic-task.ts';
 import { canonicalJson } from './canonical-json.ts';
 import type { Database } from './schema.ts';
 
@@ -124,28 +125,23 @@ export async function sealAuditLog(db: Kysely<Database>): Promise<number> {
  * runs one; the advisory lock makes all but one of them a no-op at any moment.
  */
 export class AuditSealer {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly onError: (err: unknown) => void = () => undefined,
-    private readonly intervalMs = 200,
-  ) {}
+    intervalMs = 200,
+  ) {
+    this.task = new PeriodicTask(() => sealAuditLog(this.db).then(() => undefined, this.onError), intervalMs);
+  }
 
   start(): this {
-    this.timer = setInterval(() => {
-      this.running ??= sealAuditLog(this.db)
-        .catch(this.onError)
-        .finally(() => (this.running = undefined));
-    }, this.intervalMs);
-    this.timer.unref();
+    this.task.start();
     return this;
   }
 
   async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+    await this.task.stop();
     await sealAuditLog(this.db).catch(this.onError);
   }
 }
