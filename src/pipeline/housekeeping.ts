@@ -1,9 +1,10 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { toReflexError } from '../errors.ts';
 import { PeriodicTask } from '../periodic-task.ts';
 import { auditedWrite } from '../store/audit-log.ts';
 import type { Database } from '../store/schema.ts';
 import { attachPendingAlerts } from './stages/case-stage.ts';
-import { parseTenantConfig } from './tenant-config.ts';
+import { parseTenantConfig, type TenantPipelineConfig } from './tenant-config.ts';
 
 /**
  * Pipeline housekeeping: deletes the rows the stages can no longer read, so the tables the hot
@@ -38,6 +39,8 @@ export interface HousekeepingResult {
   intelCache: number;
   /** Pending alerts attached to an incident by the sweep. */
   attached: number;
+  /** Tenants skipped this time, with why (an invalid tenant config); the others were swept. */
+  skipped: { tenantId: string; reason: string }[];
 }
 
 export interface HousekeepingOptions {
@@ -79,10 +82,17 @@ async function inChunks<K extends string>(
 export async function runHousekeeping(db: Kysely<Database>, opts: HousekeepingOptions = {}): Promise<HousekeepingResult> {
   const grace = opts.graceSeconds ?? HOUSEKEEPING_GRACE_SECONDS;
   const chunk = opts.chunk ?? CHUNK;
-  const out: HousekeepingResult = { correlationKeys: 0, correlationPending: 0, intelCache: 0, attached: 0 };
+  const out: HousekeepingResult = { correlationKeys: 0, correlationPending: 0, intelCache: 0, attached: 0, skipped: [] };
   const tenants = await db.selectFrom('tenants').select(['id', 'config']).orderBy('id').execute();
   for (const t of tenants) {
-    const cfg = parseTenantConfig(t.id, t.config);
+    let cfg: TenantPipelineConfig;
+    try {
+      cfg = parseTenantConfig(t.id, t.config);
+    } catch (err) {
+      // Its windows are unknown, so nothing of it is deleted; one broken tenant does not stop the rest.
+      out.skipped.push({ tenantId: t.id, reason: toReflexError(err).message });
+      continue;
+    }
     const keysFor = Math.max(cfg.correlation_window_seconds, cfg.dedupe_window_seconds) + grace;
     const pendingFor = cfg.correlation_window_seconds;
     // Cheap probes first: most sweeps find nothing, and an empty sweep writes no audit entry.

@@ -111,8 +111,9 @@ export const pipelineFeature: Feature = {
       if (config.housekeepingIntervalMs > 0) {
         const hkLog = ctx.logger.child({ component: 'housekeeping' });
         housekeeper = new Housekeeper(db, config.housekeepingIntervalMs, {
-          done: (r, ms) => {
+          done: ({ skipped, ...r }, ms) => {
             if (r.correlationKeys + r.correlationPending + r.intelCache + r.attached > 0) hkLog.info({ ...r, ms: Math.round(ms) }, 'pipeline housekeeping: stale rows deleted, pending alerts attached');
+            if (skipped.length > 0) hkLog.warn({ skipped }, 'pipeline housekeeping skipped tenants with an invalid config');
           },
           failed: (err) => hkLog.warn({ err }, 'pipeline housekeeping failed; the next sweep tries again'),
         }).start();

@@ -73,7 +73,7 @@ describe('pipeline housekeeping', () => {
 
     const result = await runHousekeeping(t.db, { chunk: 2 });
 
-    expect(result).toEqual({ correlationKeys: 6, correlationPending: 2, intelCache: 2, attached: 0 });
+    expect(result).toEqual({ correlationKeys: 6, correlationPending: 2, intelCache: 2, attached: 0, skipped: [] });
     expect(await names('correlation_keys', A)).toEqual(['a-edge', 'a-fresh']);
     expect(await names('correlation_keys', B)).toEqual(['b-kept-for-repeats']);
     expect(await names('correlation_pending', A)).toEqual(['a-pending-fresh']);
@@ -95,7 +95,7 @@ describe('pipeline housekeeping', () => {
     expect(audit.find((a) => a.tenant_id === null)?.target).toBe('intel_cache');
 
     // Nothing left to do: zero counts, and no audit entry for an empty sweep.
-    expect(await runHousekeeping(t.db, { chunk: 2 })).toEqual({ correlationKeys: 0, correlationPending: 0, intelCache: 0, attached: 0 });
+    expect(await runHousekeeping(t.db, { chunk: 2 })).toEqual({ correlationKeys: 0, correlationPending: 0, intelCache: 0, attached: 0, skipped: [] });
     expect(await housekeepingAudit()).toHaveLength(audit.length);
   });
 
@@ -121,6 +121,24 @@ describe('pipeline housekeeping', () => {
     expect(audit.map((a) => a.delta)).toEqual([{ alerts: [joins] }]);
     // Once attached it is no longer pending: the next sweep has nothing to do.
     expect((await runHousekeeping(t.db)).attached).toBe(0);
+  });
+
+  it('skips a tenant whose config is invalid, deleting nothing of it, and sweeps the others', async () => {
+    // Sorted before hk-a, so the broken tenant comes first.
+    await t.db.insertInto('tenants').values({ id: 'hk-0-broken', name: 'broken', config: JSON.stringify({ correlation_window_seconds: -1 }) }).execute();
+    const broken = (await createIncident(t.db, { tenantId: 'hk-0-broken', title: 'broken', severity: 2, createdBy: 'test', alertIds: [] })).id;
+    await sql`insert into correlation_keys (tenant_id, key, incident_id, last_received_at) values ('hk-0-broken', 'old', ${broken}, now() - interval '30 days')`.execute(t.db);
+    await key(A, 'a-after-broken', 9000);
+
+    const result = await runHousekeeping(t.db);
+
+    expect(result.skipped).toEqual([{ tenantId: 'hk-0-broken', reason: expect.stringContaining('correlation_window_seconds') }]);
+    expect(result.correlationKeys).toBe(1);
+    expect(await names('correlation_keys', 'hk-0-broken')).toEqual(['old']);
+    expect(await names('correlation_keys', A)).not.toContain('a-after-broken');
+    // Out of the way of the tests after this one.
+    await t.db.deleteFrom('correlation_keys').where('tenant_id', '=', 'hk-0-broken').execute();
+    await t.db.updateTable('tenants').set({ config: '{}' }).where('id', '=', 'hk-0-broken').execute();
   });
 
   it('leaves a row another transaction holds for the next sweep instead of waiting on it', async () => {
