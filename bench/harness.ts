@@ -121,6 +121,8 @@ export function printBackend(backend: Backend, lines: readonly string[]): void {
   for (const l of lines) console.log(`- ${l}`);
 }
 
+const USER_HZ = 100;
+
 /**
  * CPU seconds (user + system) spent so far by a process and its descendants, read from /proc:
  * live processes' own times plus what their exited children left in cutime/cstime. For the server
@@ -129,16 +131,6 @@ export function printBackend(backend: Backend, lines: readonly string[]): void {
  * itself cheaper. Linux only; 0 elsewhere.
  */
 export function treeCpuSeconds(pid: number): number {
-  return cpuSeconds(pid, true);
-}
-
-/** CPU seconds (user + system) spent so far by this one process; 0 when it is gone or off Linux. */
-export function processCpuSeconds(pid: number): number {
-  return cpuSeconds(pid, false);
-}
-
-function cpuSeconds(pid: number, tree: boolean): number {
-  const tick = 100; // USER_HZ on Linux
   const stats = new Map<number, { ppid: number; ticks: number }>();
   let entries: string[];
   try {
@@ -148,20 +140,34 @@ function cpuSeconds(pid: number, tree: boolean): number {
   }
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
-    try {
-      const raw = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
-      // After "pid (comm) ": state ppid … utime(14) stime(15) cutime(16) cstime(17), 1-based.
-      stats.set(Number(e), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + (tree ? Number(f[13]) + Number(f[14]) : 0) });
-    } catch {
-      // exited meanwhile
-    }
+    const s = procStat(Number(e));
+    // Its own time plus what its exited children left (cutime, cstime).
+    if (s) stats.set(Number(e), { ppid: s.ppid, ticks: s.utime + s.stime + s.cutime + s.cstime });
   }
   let total = 0;
   const walk = (p: number): void => {
     total += stats.get(p)?.ticks ?? 0;
-    if (tree) for (const [child, s] of stats) if (s.ppid === p) walk(child);
+    for (const [child, s] of stats) if (s.ppid === p) walk(child);
   };
   walk(pid);
-  return total / tick;
+  return total / USER_HZ;
+}
+
+/** CPU seconds (user + system) spent so far by this one process; 0 when it is gone or off Linux. */
+export function processCpuSeconds(pid: number): number {
+  const s = procStat(pid);
+  return s ? (s.utime + s.stime) / USER_HZ : 0;
+}
+
+
+/** The fields of /proc/<pid>/stat these figures need (in clock ticks), or undefined when it is gone. */
+function procStat(pid: number): { ppid: number; utime: number; stime: number; cutime: number; cstime: number } | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After "pid (comm) ": state ppid … utime(14) stime(15) cutime(16) cstime(17), 1-based.
+    const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(f[1]), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]), cstime: Number(f[14]) };
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { toReflexError } from '../errors.ts';
-import { PeriodicTask } from '../periodic-task.ts';
 import { auditedWrite } from '../store/audit-log.ts';
 import type { Database } from '../store/schema.ts';
 import { attachPendingAlerts } from './stages/case-stage.ts';
@@ -119,28 +118,4 @@ export async function runHousekeeping(db: Kysely<Database>, opts: HousekeepingOp
     out.intelCache = n.intel_cache;
   }
   return out;
-}
-
-/**
- * Runs runHousekeeping every `intervalMs` in the background (PeriodicTask: never two runs at
- * once); `close()` waits for a run in progress. The first run comes one interval after start.
- */
-export class Housekeeper {
-  private readonly task: PeriodicTask;
-
-  constructor(db: Kysely<Database>, intervalMs: number, report: { done(result: HousekeepingResult, ms: number): void; failed(err: unknown): void }) {
-    this.task = new PeriodicTask(async () => {
-      const t0 = performance.now();
-      await runHousekeeping(db).then((r) => report.done(r, performance.now() - t0), report.failed);
-    }, intervalMs);
-  }
-
-  start(): this {
-    this.task.start();
-    return this;
-  }
-
-  close(): Promise<void> {
-    return this.task.stop();
-  }
 }

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { Feature } from '../app/features.ts';
+import { PeriodicTask } from '../periodic-task.ts';
 import type { DeadLetterInfo, QueueSystem } from '../app/queue.ts';
 import { ensureTenant, DEFAULT_TENANT } from '../app/runtime.ts';
 import { createIntelLookup, defaultIntelProviders } from '../commands/intel-lookup.ts';
@@ -9,7 +10,7 @@ import { auditedWrite } from '../store/audit-log.ts';
 import type { Database } from '../store/schema.ts';
 import type { SmtpMailer } from '../integrations/smtp/smtp-mailer.ts';
 import { incrementCounters, readCounters } from './counters.ts';
-import { Housekeeper } from './housekeeping.ts';
+import { runHousekeeping } from './housekeeping.ts';
 import { registerHookRoutes } from './ingest/hook-routes.ts';
 import { addIngestToken, IngestAuthenticator } from './ingest/ingest-credentials.ts';
 import { IngestWriter } from './ingest/ingest-writer.ts';
@@ -106,17 +107,23 @@ export const pipelineFeature: Feature = {
       );
     }
 
-    let housekeeper: Housekeeper | undefined;
+    let housekeeper: PeriodicTask | undefined;
     if (config.runWorkers) {
       if (config.housekeepingIntervalMs > 0) {
+        // A sweep per interval (src/pipeline/housekeeping.ts), never two at once; close waits for one in progress.
         const hkLog = ctx.logger.child({ component: 'housekeeping' });
-        housekeeper = new Housekeeper(db, config.housekeepingIntervalMs, {
-          done: ({ skipped, ...r }, ms) => {
-            if (r.correlationKeys + r.correlationPending + r.intelCache + r.attached > 0) hkLog.info({ ...r, ms: Math.round(ms) }, 'pipeline housekeeping: stale rows deleted, pending alerts attached');
+        housekeeper = new PeriodicTask(async () => {
+          const t0 = performance.now();
+          try {
+            const { skipped, ...r } = await runHousekeeping(db);
+            if (r.correlationKeys + r.correlationPending + r.intelCache + r.attached > 0) {
+              hkLog.info({ ...r, ms: Math.round(performance.now() - t0) }, 'pipeline housekeeping: stale rows deleted, pending alerts attached');
+            }
             if (skipped.length > 0) hkLog.warn({ skipped }, 'pipeline housekeeping skipped tenants with an invalid config');
-          },
-          failed: (err) => hkLog.warn({ err }, 'pipeline housekeeping failed; the next sweep tries again'),
-        }).start();
+          } catch (err) {
+            hkLog.warn({ err }, 'pipeline housekeeping failed; the next sweep tries again');
+          }
+        }, config.housekeepingIntervalMs).start();
       }
       const onDeadLetter = (info: DeadLetterInfo) => recordDeadLetter(db, info);
       const lookupIntel = createIntelLookup(store.vault, defaultIntelProviders({ virustotal: config.intel.virustotalUrl, abuseipdb: config.intel.abuseipdbUrl }));
@@ -159,7 +166,7 @@ export const pipelineFeature: Feature = {
       alertStage('trigger', (batch) => runTriggerStage(batch, { db, trigger: ctx.seams.trigger, concurrency: 4 }), []);
     }
     return async () => {
-      await housekeeper?.close();
+      await housekeeper?.stop();
       await writer.close();
       await mailer?.close();
     };
