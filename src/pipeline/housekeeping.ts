@@ -16,6 +16,14 @@ import { parseTenantConfig, type TenantPipelineConfig } from './tenant-config.ts
  * - `correlation_pending` rows older than the correlation window (an incident that opens takes in
  *   only pending alerts within the window; the case stage deletes such rows too, when one opens).
  * - `intel_cache` rows expired longer ago than the grace period (reads take unexpired rows only).
+ * - `pipeline_batches` rows that can no longer be read:
+ *   - the normalize and dedupe stages' retry markers older than MARKER_RETENTION_SECONDS. A marker
+ *     stops a batch from being counted twice when its job runs again, which happens within the
+ *     job's retry schedule (5 attempts, backoff capped at 5 minutes) or when a stalled job is
+ *     picked up again; a dead letter replayed later runs under a new batch id (dead-letters.ts);
+ *   - vendor idempotency records (`vendor-idempotency:*`) expired longer ago than the grace
+ *     period (an expired record reads as absent).
+ *   Phone acknowledgement markers (`phone-ack`) are the record that a call was answered, and stay.
  * Then it attaches the pending alerts still within the window to any open incident that shares a
  * key with them (attachPendingAlerts). The case stage does that when it opens an incident; should
  * that step fail after the incident's commit, the job's retry does not open the incident again,
@@ -25,17 +33,23 @@ import { parseTenantConfig, type TenantPipelineConfig } from './tenant-config.ts
  * locked`: a row a stage holds is left for the next sweep and nothing waits on the sweep, and two
  * processes sweeping at once share the work instead of blocking each other.
  * Not touched: `intel_reports` (alerts' enrichment records name them for as long as the alerts
- * exist) and the `pipeline_batches` retry markers.
+ * exist).
  */
 
 /** Kept past each window, so a window raised in tenant config still finds its recent rows. */
 export const HOUSEKEEPING_GRACE_SECONDS = 3600;
+/** How long a stage's retry marker is kept: far past any retry of its job (see above). */
+export const MARKER_RETENTION_SECONDS = 7 * 86_400;
+/** The stages whose `pipeline_batches` rows are retry markers (the other stages are tagged by their job ids). */
+const MARKER_STAGES = ['normalize', 'dedupe'] as const;
 const CHUNK = 5000;
 
 export interface HousekeepingResult {
   correlationKeys: number;
   correlationPending: number;
   intelCache: number;
+  /** `pipeline_batches` rows: stage retry markers past retention, expired vendor idempotency records. */
+  markers: number;
   /** Pending alerts attached to an incident by the sweep. */
   attached: number;
   /** Tenants skipped this time, with why (an invalid tenant config); the others were swept. */
@@ -44,6 +58,7 @@ export interface HousekeepingResult {
 
 export interface HousekeepingOptions {
   graceSeconds?: number;
+  markerRetentionSeconds?: number;
   /** Rows per transaction (tests use small chunks to cover the loop). */
   chunk?: number;
 }
@@ -51,7 +66,7 @@ export interface HousekeepingOptions {
 type Trx = Transaction<Database>;
 
 /** Deletes up to `limit` rows of `table` matching `where`, skipping rows another transaction holds. */
-async function deleteChunk(trx: Trx, table: 'correlation_keys' | 'correlation_pending' | 'intel_cache', where: ReturnType<typeof sql>, limit: number): Promise<number> {
+async function deleteChunk(trx: Trx, table: 'correlation_keys' | 'correlation_pending' | 'intel_cache' | 'pipeline_batches', where: ReturnType<typeof sql>, limit: number): Promise<number> {
   const res = await sql`
     delete from ${sql.table(table)} where ctid = any(array(
       select ctid from ${sql.table(table)} where ${where} limit ${limit} for update skip locked))`.execute(trx);
@@ -62,6 +77,8 @@ async function deleteChunk(trx: Trx, table: 'correlation_keys' | 'correlation_pe
 async function inChunks<K extends string>(
   db: Kysely<Database>,
   tenantId: string | null,
+  /** The audit target of a deployment-wide sweep (tenantId null). */
+  target: string,
   chunk: number,
   step: (trx: Trx) => Promise<Record<K, number>>,
 ): Promise<Record<K, number>> {
@@ -69,7 +86,7 @@ async function inChunks<K extends string>(
   for (;;) {
     const deleted = await auditedWrite(db, 'system', async (trx, audit) => {
       const counts = await step(trx);
-      audit({ tenantId, action: 'pipeline.housekeeping', target: tenantId ? `tenant:${tenantId}` : 'intel_cache', delta: { deleted: counts } });
+      audit({ tenantId, action: 'pipeline.housekeeping', target: tenantId ? `tenant:${tenantId}` : target, delta: { deleted: counts } });
       return counts;
     });
     for (const [k, n] of Object.entries(deleted) as [K, number][]) total[k] = (total[k] ?? 0) + n;
@@ -81,7 +98,8 @@ async function inChunks<K extends string>(
 export async function runHousekeeping(db: Kysely<Database>, opts: HousekeepingOptions = {}): Promise<HousekeepingResult> {
   const grace = opts.graceSeconds ?? HOUSEKEEPING_GRACE_SECONDS;
   const chunk = opts.chunk ?? CHUNK;
-  const out: HousekeepingResult = { correlationKeys: 0, correlationPending: 0, intelCache: 0, attached: 0, skipped: [] };
+  const markerRetention = opts.markerRetentionSeconds ?? MARKER_RETENTION_SECONDS;
+  const out: HousekeepingResult = { correlationKeys: 0, correlationPending: 0, intelCache: 0, markers: 0, attached: 0, skipped: [] };
   const tenants = await db.selectFrom('tenants').select(['id', 'config']).orderBy('id').execute();
   for (const t of tenants) {
     let cfg: TenantPipelineConfig;
@@ -101,7 +119,7 @@ export async function runHousekeeping(db: Kysely<Database>, opts: HousekeepingOp
              exists(select 1 from correlation_pending where tenant_id = ${t.id}) as pending`.execute(db);
     const probe = found.rows[0];
     if (probe?.keys || probe?.stale_pending) {
-      const n = await inChunks(db, t.id, chunk, async (trx) => ({
+      const n = await inChunks(db, t.id, `tenant:${t.id}`, chunk, async (trx) => ({
         correlation_keys: await deleteChunk(trx, 'correlation_keys', sql`tenant_id = ${t.id} and last_received_at < now() - make_interval(secs => ${keysFor})`, chunk),
         correlation_pending: await deleteChunk(trx, 'correlation_pending', sql`tenant_id = ${t.id} and created_at < now() - make_interval(secs => ${pendingFor})`, chunk),
       }));
@@ -112,10 +130,22 @@ export async function runHousekeeping(db: Kysely<Database>, opts: HousekeepingOp
   }
   const expired = await sql<{ any: boolean }>`select exists(select 1 from intel_cache where expires_at < now() - make_interval(secs => ${grace})) as any`.execute(db);
   if (expired.rows[0]?.any) {
-    const n = await inChunks(db, null, chunk, async (trx) => ({
+    const n = await inChunks(db, null, 'intel_cache', chunk, async (trx) => ({
       intel_cache: await deleteChunk(trx, 'intel_cache', sql`expires_at < now() - make_interval(secs => ${grace})`, chunk),
     }));
     out.intelCache = n.intel_cache;
+  }
+  // Vendor records hold their expiry as epoch milliseconds (database-idempotency-store.ts); one
+  // whose result is not a number there is not theirs to judge and stays.
+  const staleMarkers = sql`(stage in (${sql.join([...MARKER_STAGES])}) and processed_at < now() - make_interval(secs => ${markerRetention}))
+    or (stage like 'vendor-idempotency:%' and jsonb_typeof(result->'expires_at') = 'number'
+        and (result->>'expires_at')::numeric < (extract(epoch from now()) - ${grace}) * 1000)`;
+  const stale = await sql<{ any: boolean }>`select exists(select 1 from pipeline_batches where ${staleMarkers}) as any`.execute(db);
+  if (stale.rows[0]?.any) {
+    const n = await inChunks(db, null, 'pipeline_batches', chunk, async (trx) => ({
+      pipeline_batches: await deleteChunk(trx, 'pipeline_batches', staleMarkers, chunk),
+    }));
+    out.markers = n.pipeline_batches;
   }
   return out;
 }

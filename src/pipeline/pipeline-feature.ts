@@ -116,7 +116,7 @@ export const pipelineFeature: Feature = {
           const t0 = performance.now();
           try {
             const { skipped, ...r } = await runHousekeeping(db);
-            if (r.correlationKeys + r.correlationPending + r.intelCache + r.attached > 0) {
+            if (r.correlationKeys + r.correlationPending + r.intelCache + r.markers + r.attached > 0) {
               hkLog.info({ ...r, ms: Math.round(performance.now() - t0) }, 'pipeline housekeeping: stale rows deleted, pending alerts attached');
             }
             if (skipped.length > 0) hkLog.warn({ skipped }, 'pipeline housekeeping skipped tenants with an invalid config');

@@ -73,7 +73,7 @@ describe('pipeline housekeeping', () => {
 
     const result = await runHousekeeping(t.db, { chunk: 2 });
 
-    expect(result).toEqual({ correlationKeys: 6, correlationPending: 2, intelCache: 2, attached: 0, skipped: [] });
+    expect(result).toEqual({ correlationKeys: 6, correlationPending: 2, intelCache: 2, markers: 0, attached: 0, skipped: [] });
     expect(await names('correlation_keys', A)).toEqual(['a-edge', 'a-fresh']);
     expect(await names('correlation_keys', B)).toEqual(['b-kept-for-repeats']);
     expect(await names('correlation_pending', A)).toEqual(['a-pending-fresh']);
@@ -95,8 +95,43 @@ describe('pipeline housekeeping', () => {
     expect(audit.find((a) => a.tenant_id === null)?.target).toBe('intel_cache');
 
     // Nothing left to do: zero counts, and no audit entry for an empty sweep.
-    expect(await runHousekeeping(t.db, { chunk: 2 })).toEqual({ correlationKeys: 0, correlationPending: 0, intelCache: 0, attached: 0, skipped: [] });
+    expect(await runHousekeeping(t.db, { chunk: 2 })).toEqual({ correlationKeys: 0, correlationPending: 0, intelCache: 0, markers: 0, attached: 0, skipped: [] });
     expect(await housekeepingAudit()).toHaveLength(audit.length);
+  });
+
+  it('deletes stage retry markers past retention and expired vendor records, and keeps phone acknowledgements', async () => {
+    const marker = async (batchId: string, stage: string, secondsAgo: number, result: unknown = {}) =>
+      sql`insert into pipeline_batches (batch_id, stage, tenant_id, result, processed_at)
+          values (${batchId}, ${stage}, ${A}, ${JSON.stringify(result)}, ${ago(secondsAgo)})`.execute(t.db);
+    const week = 7 * 86_400;
+    await marker('b-fresh', 'dedupe', week - 600);
+    await marker('b-old', 'dedupe', week + 600);
+    await marker('b-old', 'normalize', week + 600, { failures: 1, lost: 1 });
+    // Other stages' rows are not retry markers, however old.
+    await marker('run-1:call', 'phone-ack', 90 * 86_400, { call_sid: 'CA1' });
+    // Vendor records go an hour (the grace period) after they expire, whatever their age.
+    const nowMs = Date.now();
+    await marker('twilio:live', `vendor-idempotency:${A}`, 10 * 86_400, { value: 'x', expires_at: nowMs + 60_000 });
+    await marker('twilio:recent', `vendor-idempotency:${A}`, 10 * 86_400, { value: 'x', expires_at: nowMs - 600_000 });
+    await marker('twilio:expired', `vendor-idempotency:${A}`, 60, { value: 'x', expires_at: nowMs - 7_200_000 });
+    await marker('twilio:odd', `vendor-idempotency:${A}`, 10 * 86_400, { value: 'x', expires_at: 'never' });
+
+    const result = await runHousekeeping(t.db, { chunk: 2 });
+
+    expect(result.markers).toBe(3);
+    const left = await t.db.selectFrom('pipeline_batches').select(['batch_id', 'stage']).orderBy('stage').orderBy('batch_id').execute();
+    expect(left.map((r) => `${r.stage}/${r.batch_id}`)).toEqual([
+      'dedupe/b-fresh',
+      'phone-ack/run-1:call',
+      `vendor-idempotency:${A}/twilio:live`,
+      `vendor-idempotency:${A}/twilio:odd`,
+      `vendor-idempotency:${A}/twilio:recent`,
+    ]);
+    const audit = (await housekeepingAudit()).filter((a) => a.target === 'pipeline_batches');
+    expect(audit.reduce((n, a) => n + ((a.delta as { deleted: { pipeline_batches: number } }).deleted.pipeline_batches ?? 0), 0)).toBe(3);
+    // A shorter retention (the option) reaches the fresher marker too.
+    expect((await runHousekeeping(t.db, { markerRetentionSeconds: 60 })).markers).toBe(1);
+    await t.db.deleteFrom('pipeline_batches').execute();
   });
 
   it('attaches a pending alert to an open incident sharing its key (a back-fill lost after the incident committed)', async () => {
