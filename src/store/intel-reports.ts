@@ -17,10 +17,11 @@ export type StoredVerdict = Omit<IntelVerdict, 'raw'> & { report?: string; raw?:
 export async function fileIntelReports(db: Kysely<Database>, verdicts: readonly IntelVerdict[]): Promise<StoredVerdict[]> {
   if (verdicts.length === 0) return [];
   const rows = verdicts.map((v) => ({ id: randomUUID(), provider: v.provider, kind: v.observable.kind, value: v.observable.value, fetched_at: v.fetchedAt, raw: v.raw ?? null }));
+  // As jsonb, the document is parsed once and each answer copied out in binary (see dedupe-stage.ts).
   await sql`
     insert into intel_reports (id, provider, kind, value, fetched_at, raw)
     select r.id, r.provider, r.kind, r.value, r.fetched_at, coalesce(r.raw, 'null'::jsonb)
-    from json_to_recordset(${JSON.stringify(rows)}::json) as r(id uuid, provider text, kind text, value text, fetched_at timestamptz, raw jsonb)`.execute(db);
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id uuid, provider text, kind text, value text, fetched_at timestamptz, raw jsonb)`.execute(db);
   return verdicts.map(({ raw: _raw, ...v }, i) => ({ ...v, report: rows[i]!.id }));
 }
 

@@ -255,9 +255,11 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
     });
     const bumped = [...open.values()].filter((a) => !a.created && a.added > 0);
     // Both inserts send their rows as one JSON document that PostgreSQL expands
-    // (json_to_recordset), events nested as objects: a bind parameter per column per row cost the
+    // (jsonb_to_recordset), events nested as objects: a bind parameter per column per row cost the
     // server twice the CPU (query building, parameter encoding, and the garbage of both), measured
-    // on 800-row inserts: 10-13 ms against 5 ms of node CPU.
+    // on 800-row inserts: 10-13 ms against 5 ms of node CPU. As jsonb, the document is parsed once
+    // and each event copied out in binary; json_to_recordset lexes it, then parses every event
+    // again into its jsonb column (39-41 against 29-30 µs of PostgreSQL time per 930-byte event).
     if (created.length) {
       const rows = created.map(({ created: c, ...a }) => ({
         id: a.id,
@@ -274,14 +276,14 @@ async function dedupeTenant(deps: DedupeDeps, tenantId: string, jobs: DedupeJob[
       await sql`
         insert into alerts (id, tenant_id, fingerprint, source, event_type, severity, title, occurrences, first_seen, last_seen, event)
         select r.id, ${tenantId}, r.fingerprint, r.source, r.event_type, r.severity, r.title, r.occurrences, r.first_seen, r.last_seen, r.event
-        from json_to_recordset(${JSON.stringify(rows)}::json) as r(id uuid, fingerprint text, source text, event_type text, severity smallint, title text,
+        from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id uuid, fingerprint text, source text, event_type text, severity smallint, title text,
           occurrences int, first_seen timestamptz, last_seen timestamptz, event jsonb)`.execute(trx);
     }
     if (eventRows.length) {
       await sql`
         insert into events (tenant_id, source, event_type, severity, fingerprint, occurred_at, alert_id, normalized, outcome, suppressed_by)
         select ${tenantId}, r.source, r.event_type, r.severity, r.fingerprint, r.occurred_at, r.alert_id, r.normalized, r.outcome, r.suppressed_by
-        from json_to_recordset(${JSON.stringify(eventRows)}::json) as r(source text, event_type text, severity smallint, fingerprint text,
+        from jsonb_to_recordset(${JSON.stringify(eventRows)}::jsonb) as r(source text, event_type text, severity smallint, fingerprint text,
           occurred_at timestamptz, alert_id uuid, normalized jsonb, outcome text, suppressed_by uuid)`.execute(trx);
     }
     for (const [ruleId, n] of ruleHits) {
