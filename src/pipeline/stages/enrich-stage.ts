@@ -106,9 +106,10 @@ export async function runEnrichStage(batch: AlertBatch, deps: EnrichDeps): Promi
   }
   if (records.size > 0) {
     await auditedWrite(deps.db, 'pipeline', async (trx, audit) => {
-      const values = sql.join([...records].map(([id, r]) => sql`(${id}::uuid, ${JSON.stringify(r)}::jsonb)`));
+      // One jsonb document for the batch, not a bind parameter pair per alert (see dedupe-stage.ts).
+      const rows = JSON.stringify([...records].map(([id, record]) => ({ id, record })));
       await lockAlertRows(trx, [...records.keys()]);
-      await sql`update alerts set enrichment = v.record from (values ${values}) as v(id, record) where alerts.id = v.id`.execute(trx);
+      await sql`update alerts set enrichment = v.record from jsonb_to_recordset(${rows}::jsonb) as v(id uuid, record jsonb) where alerts.id = v.id`.execute(trx);
       const alerts = Object.fromEntries(
         [...records].map(([id, r]) => [id, { status: r.status, deep: r.deep, verdicts: r.verdicts.map((v) => `${v.provider}:${v.observable.value}:${v.verdict}`), gaps: r.gaps.length }]),
       );
