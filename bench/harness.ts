@@ -38,6 +38,9 @@ export async function vendorStandIn(): Promise<{ url: string; close(): Promise<v
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())), calls: () => calls };
 }
 
+/** The node flags of bin/reflex.mjs's shebang (spawning `node` directly bypasses it). */
+const REFLEX_NODE_FLAGS = ['--no-node-snapshot', '--max-semi-space-size=4'];
+
 export interface Child {
   url: string;
   env: NodeJS.ProcessEnv;
@@ -59,14 +62,14 @@ export async function startReflex(env: NodeJS.ProcessEnv, opts: { workerProcesse
   // BENCH_SERVER_NODE_ARGS adds node flags to the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   // (node refuses --cpu-prof in NODE_OPTIONS).
   const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', ...extra, 'bin/reflex.mjs', 'start'], { env: full, stdio: ['ignore', process.env.BENCH_SERVER_STDOUT ? 'inherit' : 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...REFLEX_NODE_FLAGS, ...extra, 'bin/reflex.mjs', 'start'], { env: full, stdio: ['ignore', process.env.BENCH_SERVER_STDOUT ? 'inherit' : 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   await ready(child, url);
   const workers: ChildProcess[] = [];
   for (let i = 0; i < (opts.workerProcesses ?? 0); i++) {
     // After the server: it started the embedded PostgreSQL the workers connect to.
     const wport = await freePort();
-    const w = spawn(process.execPath, ['--no-node-snapshot', '--max-semi-space-size=4', 'bin/reflex.mjs', 'worker'], { env: { ...env, PORT: String(wport), HOST: '127.0.0.1', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+    const w = spawn(process.execPath, [...REFLEX_NODE_FLAGS, 'bin/reflex.mjs', 'worker'], { env: { ...env, PORT: String(wport), HOST: '127.0.0.1', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
     workers.push(w);
     await ready(w, `http://127.0.0.1:${wport}`);
   }
@@ -158,7 +161,6 @@ export function processCpuSeconds(pid: number): number {
   const s = procStat(pid);
   return s ? (s.utime + s.stime) / USER_HZ : 0;
 }
-
 
 /** The fields of /proc/<pid>/stat these figures need (in clock ticks), or undefined when it is gone. */
 function procStat(pid: number): { ppid: number; utime: number; stime: number; cutime: number; cstime: number } | undefined {

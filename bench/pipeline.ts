@@ -79,6 +79,11 @@ function cpuPerAlert(a: CpuSample, b: CpuSample, alerts: number, wallSeconds: nu
   return `CPU per alert in the storm: ${parts.map(([k, v]) => `${k} ${fmt(v, 2)}`).join(' + ')} = ${fmt(total, 2)} ms (${fmt(cores, 2)} of ${os.cpus().length} cores busy on average)`;
 }
 
+/** Resolves once nothing is in flight and every queue is empty, polling every `pollMs`. */
+async function settled(c: Child, apiToken: string, pollMs: number): Promise<void> {
+  while ((await stats(c, apiToken)).in_flight !== 0 || (await queueDepths(c)) !== 0) await new Promise((r) => setTimeout(r, pollMs));
+}
+
 async function stats(c: Child, apiToken: string): Promise<{ accepted: number; in_flight: number; new: number; deduplicated: number; suppressed: number; dead_lettered: number }> {
   return (await (await fetch(`${c.url}/api/v1/pipeline/stats`, { headers: { authorization: `Bearer ${apiToken}` } })).json()) as never;
 }
@@ -201,11 +206,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
       // 2. Drain what phase 1 queued with the workers on (a backlog drain), then a live storm.
       c = await startReflex(base, { workerProcesses: WORKER_PROCESSES });
       t0 = performance.now();
-      for (;;) {
-        const st = await stats(c, apiToken);
-        if (st.in_flight === 0 && (await queueDepths(c)) === 0) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await settled(c, apiToken, 200);
       const backlog = singlesPosted + BATCH_ALERTS;
       const drainRate = backlog / ((performance.now() - t0) / 1000);
       lines.push(`backlog drain through every stage (${fmt(backlog)} queued alerts): ${fmt(drainRate)} alerts/s`);
@@ -232,11 +233,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<void> {
       },
     });
     const postedIn = (performance.now() - t0) / 1000;
-    for (;;) {
-      const st = await stats(c, apiToken);
-      if (st.in_flight === 0 && (await queueDepths(c)) === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await settled(c, apiToken, 100);
     const e2eSeconds = (performance.now() - t0) / 1000;
     const cpu1 = cpuSample(c, redis);
     const e2eRate = E2E_ALERTS / e2eSeconds;

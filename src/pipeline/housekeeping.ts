@@ -14,7 +14,7 @@ import { parseTenantConfig, type TenantPipelineConfig } from './tenant-config.ts
  *   kept for that long too. Without this, each lookup of a long-lived key (a honeypot host, a
  *   scanner's address) reads one row per incident that key has ever joined.
  * - `correlation_pending` rows older than the correlation window (an incident that opens takes in
- *   only pending alerts within the window; the case stage deletes such rows too, when one opens).
+ *   only pending alerts within the window; nothing else deletes them but an attach).
  * - `intel_cache` rows expired longer ago than the grace period (reads take unexpired rows only).
  * - `pipeline_batches` rows that can no longer be read:
  *   - the normalize and dedupe stages' retry markers older than MARKER_RETENTION_SECONDS. A marker
@@ -73,11 +73,13 @@ async function deleteChunk(trx: Trx, table: 'correlation_keys' | 'correlation_pe
   return Number(res.numAffectedRows ?? 0);
 }
 
-/** Runs `step` in audited transactions until it deletes fewer than `chunk` rows of every table; the total per table. */
+/**
+ * Runs `step` in audited transactions until it deletes fewer than `chunk` rows of every table;
+ * the total per table. Each transaction's audit entry names `target` and the counts.
+ */
 async function inChunks<K extends string>(
   db: Kysely<Database>,
   tenantId: string | null,
-  /** The audit target of a deployment-wide sweep (tenantId null). */
   target: string,
   chunk: number,
   step: (trx: Trx) => Promise<Record<K, number>>,
@@ -86,12 +88,24 @@ async function inChunks<K extends string>(
   for (;;) {
     const deleted = await auditedWrite(db, 'system', async (trx, audit) => {
       const counts = await step(trx);
-      audit({ tenantId, action: 'pipeline.housekeeping', target: tenantId ? `tenant:${tenantId}` : target, delta: { deleted: counts } });
+      audit({ tenantId, action: 'pipeline.housekeeping', target, delta: { deleted: counts } });
       return counts;
     });
     for (const [k, n] of Object.entries(deleted) as [K, number][]) total[k] = (total[k] ?? 0) + n;
     if (Object.values<number>(deleted).every((n) => n < chunk)) return total;
   }
+}
+
+/**
+ * Deletes every row of a deployment-wide table matching `where`, in audited chunks (target: the
+ * table's name). A cheap probe first: most sweeps find nothing, and an empty sweep writes no audit
+ * entry. Returns how many rows went.
+ */
+async function sweepTable(db: Kysely<Database>, table: 'intel_cache' | 'pipeline_batches', where: ReturnType<typeof sql>, chunk: number): Promise<number> {
+  const probe = await sql<{ any: boolean }>`select exists(select 1 from ${sql.table(table)} where ${where}) as any`.execute(db);
+  if (!probe.rows[0]?.any) return 0;
+  const n = await inChunks(db, null, table, chunk, async (trx) => ({ [table]: await deleteChunk(trx, table, where, chunk) }));
+  return n[table] ?? 0;
 }
 
 /** One sweep over every tenant. Safe to run at any time, from any number of processes. */
@@ -111,41 +125,34 @@ export async function runHousekeeping(db: Kysely<Database>, opts: HousekeepingOp
       continue;
     }
     const keysFor = Math.max(cfg.correlation_window_seconds, cfg.dedupe_window_seconds) + grace;
-    const pendingFor = cfg.correlation_window_seconds;
+    const staleKeys = sql`tenant_id = ${t.id} and last_received_at < now() - make_interval(secs => ${keysFor})`;
+    const stalePending = sql`tenant_id = ${t.id} and created_at < now() - make_interval(secs => ${cfg.correlation_window_seconds})`;
     // Cheap probes first: most sweeps find nothing, and an empty sweep writes no audit entry.
     const found = await sql<{ keys: boolean; stale_pending: boolean; pending: boolean }>`
-      select exists(select 1 from correlation_keys where tenant_id = ${t.id} and last_received_at < now() - make_interval(secs => ${keysFor})) as keys,
-             exists(select 1 from correlation_pending where tenant_id = ${t.id} and created_at < now() - make_interval(secs => ${pendingFor})) as stale_pending,
-             exists(select 1 from correlation_pending where tenant_id = ${t.id}) as pending`.execute(db);
+      select exists(select 1 from correlation_keys where ${staleKeys}) as keys,
+             exists(select 1 from correlation_pending where ${stalePending}) as stale_pending,
+             exists(select 1 from correlation_pending where tenant_id = ${t.id} and not (${stalePending})) as pending`.execute(db);
     const probe = found.rows[0];
     if (probe?.keys || probe?.stale_pending) {
       const n = await inChunks(db, t.id, `tenant:${t.id}`, chunk, async (trx) => ({
-        correlation_keys: await deleteChunk(trx, 'correlation_keys', sql`tenant_id = ${t.id} and last_received_at < now() - make_interval(secs => ${keysFor})`, chunk),
-        correlation_pending: await deleteChunk(trx, 'correlation_pending', sql`tenant_id = ${t.id} and created_at < now() - make_interval(secs => ${pendingFor})`, chunk),
+        correlation_keys: await deleteChunk(trx, 'correlation_keys', staleKeys, chunk),
+        correlation_pending: await deleteChunk(trx, 'correlation_pending', stalePending, chunk),
       }));
       out.correlationKeys += n.correlation_keys;
       out.correlationPending += n.correlation_pending;
     }
     if (probe?.pending) out.attached += await attachPendingAlerts(db, t.id, 'any', cfg.correlation_window_seconds);
   }
-  const expired = await sql<{ any: boolean }>`select exists(select 1 from intel_cache where expires_at < now() - make_interval(secs => ${grace})) as any`.execute(db);
-  if (expired.rows[0]?.any) {
-    const n = await inChunks(db, null, 'intel_cache', chunk, async (trx) => ({
-      intel_cache: await deleteChunk(trx, 'intel_cache', sql`expires_at < now() - make_interval(secs => ${grace})`, chunk),
-    }));
-    out.intelCache = n.intel_cache;
-  }
+  out.intelCache = await sweepTable(db, 'intel_cache', sql`expires_at < now() - make_interval(secs => ${grace})`, chunk);
   // Vendor records hold their expiry as epoch milliseconds (database-idempotency-store.ts); one
   // whose result is not a number there is not theirs to judge and stays.
-  const staleMarkers = sql`(stage in (${sql.join([...MARKER_STAGES])}) and processed_at < now() - make_interval(secs => ${markerRetention}))
-    or (stage like 'vendor-idempotency:%' and jsonb_typeof(result->'expires_at') = 'number'
-        and (result->>'expires_at')::numeric < (extract(epoch from now()) - ${grace}) * 1000)`;
-  const stale = await sql<{ any: boolean }>`select exists(select 1 from pipeline_batches where ${staleMarkers}) as any`.execute(db);
-  if (stale.rows[0]?.any) {
-    const n = await inChunks(db, null, 'pipeline_batches', chunk, async (trx) => ({
-      pipeline_batches: await deleteChunk(trx, 'pipeline_batches', staleMarkers, chunk),
-    }));
-    out.markers = n.pipeline_batches;
-  }
+  out.markers = await sweepTable(
+    db,
+    'pipeline_batches',
+    sql`(stage in (${sql.join([...MARKER_STAGES])}) and processed_at < now() - make_interval(secs => ${markerRetention}))
+      or (stage like 'vendor-idempotency:%' and jsonb_typeof(result->'expires_at') = 'number'
+          and (result->>'expires_at')::numeric < (extract(epoch from now()) - ${grace}) * 1000)`,
+    chunk,
+  );
   return out;
 }

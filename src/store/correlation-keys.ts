@@ -117,11 +117,11 @@ export async function clearPendingAlerts(db: Db, alertIds: readonly string[]): P
  * with an open incident: each with the incident whose key was seen last. `incidentIds` limits the
  * incidents to those (just opened and committed, by the case stage); `'any'` takes every open one
  * (the housekeeping sweep, which repairs a back-fill that failed after its incident's commit).
- * Pending rows older than the window are deleted on the way.
+ * Only reads: rows older than the window are skipped here and deleted, audited, by the sweep
+ * (src/pipeline/housekeeping.ts).
  */
 export async function incidentsTakePending(db: Db, tenantId: string, incidentIds: readonly string[] | 'any', windowSeconds: number): Promise<Map<string, string>> {
   if (incidentIds !== 'any' && incidentIds.length === 0) return new Map();
-  await sql`delete from correlation_pending where tenant_id = ${tenantId} and created_at < now() - make_interval(secs => ${windowSeconds})`.execute(db);
   const only = incidentIds === 'any' ? sql`` : sql`and c.incident_id = any(${[...incidentIds]}::uuid[])`;
   const { rows } = await sql<{ alert_id: string; incident_id: string }>`
     select distinct on (p.alert_id) p.alert_id, c.incident_id
